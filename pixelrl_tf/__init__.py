@@ -1,0 +1,32 @@
+"""pixelrl_tf: PixelRL (Furuta et al., IEEE TMM 2020) on TensorFlow and TF-Agents.
+
+Importing the package quiets the start-up noise of the pinned stack (CUDA
+plugin registration lines when no GPU is present, the TensorFlow Addons
+end-of-life warning and gym's maintenance notice) so that the command-line
+tools print only their own output. Set `TF_CPP_MIN_LOG_LEVEL` yourself before
+importing to see TensorFlow's C++ log again.
+"""
+
+import contextlib
+import io
+import os
+import warnings
+
+__version__ = '0.1.0'
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+os.environ.setdefault('PYGAME_HIDE_SUPPORT_PROMPT', 'hide')
+warnings.filterwarnings(
+    'ignore', message=r'[\s\S]*TensorFlow Addons \(TFA\) has ended development')
+
+
+def _import_quietly():
+  """Imports the third-party modules that print notices on first import."""
+  with contextlib.redirect_stderr(io.StringIO()):
+    try:
+      import gym  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      pass
+
+
+_import_quietly()
