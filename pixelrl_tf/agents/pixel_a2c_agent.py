@@ -192,7 +192,28 @@ class PixelA2CAgent(tf_agent.TFAgent):
       raise ValueError('PixelA2CAgent does not support sample weights')
     return self.loss_and_gradients(experience, apply_gradients=False)
 
-  def loss_and_gradients(self, experience, apply_gradients):
+  def train_window(self, experience, initial_network_state):
+    """Like `train`, for a window that starts inside an episode.
+
+    Windows after the first of a long episode (restoration: 15 steps updated
+    every 5) start from the GRU state the rollout reached, which the caller
+    passes; `train` assumes the window starts at the episode's first step.
+
+    Args:
+      experience: `[B,n+1]` trajectory as for `train`.
+      initial_network_state: the network state before item 0.
+
+    Returns:
+      `LossInfo`.
+    """
+    loss_info = self.loss_and_gradients(
+        experience, apply_gradients=True,
+        initial_network_state=initial_network_state)
+    self.train_step_counter.assign_add(1)
+    return loss_info
+
+  def loss_and_gradients(self, experience, apply_gradients,
+                         initial_network_state=None):
     """Computes the loss of `experience` and optionally applies gradients."""
     with tf.name_scope('pixel_a2c_loss'):
       observations = tf.nest.map_structure(
@@ -213,7 +234,9 @@ class PixelA2CAgent(tf_agent.TFAgent):
       network = self._actor_critic_network
       network_variables = network.trainable_variables
       accumulated = [tf.zeros_like(v) for v in network_variables]
-      state = network.get_initial_state(tf.shape(actions)[1])
+      state = initial_network_state
+      if state is None:
+        state = network.get_initial_state(tf.shape(actions)[1])
       totals = collections.defaultdict(lambda: tf.constant(0.0))
       value_maps, log_prob_maps = [], []
       for k in range(num_steps):

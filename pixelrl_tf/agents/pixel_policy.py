@@ -76,8 +76,18 @@ class PixelActorCriticPolicy(tf_policy.TFPolicy):
 
 
 def sample_actions(logits, seed=None):
-  """Samples `[B,H,W]` int32 actions from `[B,H,W,A]` logits."""
+  """Samples `[B,H,W]` int32 actions from `[B,H,W,A]` logits.
+
+  Args:
+    logits: `[B,H,W,A]` per-pixel logits.
+    seed: None or an int op seed (stateful sampling), or an int `[2]` tensor
+      for stateless sampling, which makes a rollout a pure function of its
+      seed (used for exactly resumable training).
+  """
   num_actions = tf.shape(logits)[-1]
   flat = tf.reshape(logits, [-1, num_actions])
-  samples = tf.random.categorical(flat, 1, dtype=tf.int32, seed=seed)
+  if tf.is_tensor(seed) and seed.shape.rank == 1:
+    samples = tf.random.stateless_categorical(flat, 1, seed, dtype=tf.int32)
+  else:
+    samples = tf.random.categorical(flat, 1, dtype=tf.int32, seed=seed)
   return tf.reshape(samples, tf.shape(logits)[:-1])

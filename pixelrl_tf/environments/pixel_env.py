@@ -73,7 +73,7 @@ class PixelEnvironment(py_environment.PyEnvironment):
       action_set: the `ActionSet`; defaults to the 9 denoising actions.
       reward_fn: TF reward function, see `transition`.
     """
-    super().__init__(handle_auto_reset=False)
+    super().__init__(handle_auto_reset=True)
     self._episode_source = episode_source
     self._image_shape = tuple(int(d) for d in image_shape)
     self._batch_size = int(batch_size)
@@ -150,6 +150,8 @@ class PixelEnvironment(py_environment.PyEnvironment):
     self._steps += 1
     rewards = rewards.numpy()
     if self._steps >= self._t_max:
-      return ts.termination(self._images, rewards)
+      return ts.termination(self._images, rewards,
+                            outer_dims=(self._batch_size,))
     return ts.transition(self._images, rewards,
-                         discount=np.ones(self._batch_size, np.float32))
+                         discount=np.ones(self._batch_size, np.float32),
+                         outer_dims=(self._batch_size,))
