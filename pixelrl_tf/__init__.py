@@ -18,6 +18,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('PYGAME_HIDE_SUPPORT_PROMPT', 'hide')
 warnings.filterwarnings(
     'ignore', message=r'[\s\S]*TensorFlow Addons \(TFA\) has ended development')
+# AutoGraph recompiles TF-Agents code that compares with `is not ()`.
+warnings.filterwarnings('ignore', message='"is not" with a literal',
+                        category=SyntaxWarning)
 
 
 def _import_quietly():

@@ -31,6 +31,18 @@ def squared_error_decrease(targets, images, next_images):
   return 255.0 * (before - after)
 
 
+REWARD_FUNCTIONS = {'squared_error': squared_error_decrease}
+
+
+def get_reward_fn(name):
+  """Returns the reward function registered as `name`."""
+  try:
+    return REWARD_FUNCTIONS[name]
+  except KeyError:
+    raise ValueError(f'unknown reward {name!r}; known: '
+                     f'{", ".join(sorted(REWARD_FUNCTIONS))}') from None
+
+
 def transition(images, actions, targets, action_set=None,
                reward_fn=squared_error_decrease):
   """One environment step as TF ops.

@@ -33,6 +33,7 @@ class ProgressBar:
     self._label = label
     self._start = time.monotonic()
     self._last_print = -float('inf')
+    self._metrics = None
 
   @property
   def eta_seconds(self):
@@ -61,9 +62,12 @@ class ProgressBar:
     self._done = int(done)
     now = time.monotonic()
     finished = self._done >= self._total
+    if metrics is not None:
+      self._metrics = metrics
+    metrics = self._metrics
     if self._interactive:
       self._stream.write('\r' + self.line(metrics) + '\x1b[K')
-      if finished:
+      if finished or force:
         self._stream.write('\n')
       self._stream.flush()
     elif force or finished or (
@@ -72,10 +76,6 @@ class ProgressBar:
       self._stream.flush()
       self._last_print = now
 
-  def close(self):
-    if self._interactive:
-      self._stream.write('\n')
-      self._stream.flush()
 
 
 class StopRequest:

@@ -1,0 +1,60 @@
+r"""Evaluates a trained PixelRL agent with the official PSNR/SSIM protocol.
+
+  python -m pixelrl_tf.eval --checkpoint=runs/denoise25 --data_dir=DIR \
+      --noise=gaussian:25 --seed=0 --output_json=eval.json [--augment_x8]
+  python -m pixelrl_tf.eval --checkpoint=RUN --input_dir=IN --target_dir=GT
+
+Reports the mean PSNR and SSIM of the corrupted input, random agents and the
+greedy model (per step), as JSON and a markdown table.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from pixelrl_tf import cli
+from pixelrl_tf.training import eval_lib
+
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None,
+                                  'Run directory or checkpoint prefix.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                'Folder of clean test images.')
+_NOISE = flags.DEFINE_string('noise', 'gaussian:25',
+                             'Noise for --data_dir, e.g. poisson:30.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Noise and random-agent seed.')
+_INPUT_DIR = flags.DEFINE_string('input_dir', None,
+                                 'Folder of corrupted inputs (paired).')
+_TARGET_DIR = flags.DEFINE_string('target_dir', None,
+                                  'Folder of clean targets (paired).')
+_T_MAX = flags.DEFINE_integer('t_max', None, 'Steps (default: the model).')
+_AUGMENT_X8 = flags.DEFINE_bool('augment_x8', False,
+                                'Add the x8 flip/rotation augmentation row.')
+_MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Use the first N.')
+_OUTPUT_JSON = flags.DEFINE_string('output_json', None, 'JSON report path.')
+_OUTPUT_MARKDOWN = flags.DEFINE_string('output_markdown', None,
+                                       'Markdown report path.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not _CHECKPOINT.value:
+    raise app.UsageError('--checkpoint is required')
+  try:
+    report = eval_lib.evaluate(
+        _CHECKPOINT.value, data_dir=_DATA_DIR.value, noise=_NOISE.value,
+        seed=_SEED.value, input_dir=_INPUT_DIR.value,
+        target_dir=_TARGET_DIR.value, t_max=_T_MAX.value,
+        augment_x8=_AUGMENT_X8.value, max_images=_MAX_IMAGES.value,
+        progress_fn=lambda i, name: print(f'[{i + 1}] {name}',
+                                          file=sys.stderr))
+    eval_lib.write_report(report, _OUTPUT_JSON.value, _OUTPUT_MARKDOWN.value)
+  except (ValueError, FileNotFoundError, NotADirectoryError,
+          OSError) as error:
+    cli.fail(error)
+  print(eval_lib.report_markdown(report))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,287 @@
+"""Evaluation of PixelRL agents with the official protocol.
+
+Shapes: `T` steps, `H, W` height and width, `C` channels.
+
+For every test image: corrupt it with a seeded noise model (or take the
+corrupted input of a paired folder), restore it greedily for `t_max` steps
+(full size, batch 1, as the reference `test.py`), and measure PSNR and SSIM
+after every step with the official protocol (clip to [0,1], round to uint8).
+Rows of the report: `original` (the corrupted input), `random_agents`
+(uniformly random actions, seeded), `model` (greedy) and, on request,
+`model_x8` (test-time augmentation over the 8 flips/rotations, outputs
+mapped back and averaged in float before measuring).
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from pixelrl_tf import metrics
+from pixelrl_tf.data import datasets
+from pixelrl_tf.data import noise as noise_lib
+from pixelrl_tf.export import restoration_module
+from pixelrl_tf.training import model_io
+
+ORIGINAL = 'original'
+RANDOM_AGENTS = 'random_agents'
+MODEL = 'model'
+MODEL_X8 = 'model_x8'
+
+# The 8 dihedral transforms of test-time augmentation: (flip, quarter turns).
+X8_TRANSFORMS = tuple((flip, turns) for flip in (False, True)
+                      for turns in range(4))
+
+
+def _transform(image, flip, turns):
+  """Flips left-right, then rotates by `turns` quarter turns ([..,H,W,C])."""
+  if flip:
+    image = image[..., :, ::-1, :]
+  return np.rot90(image, turns, axes=(-3, -2))
+
+
+def _inverse_transform(image, flip, turns):
+  image = np.rot90(image, -turns, axes=(-3, -2))
+  if flip:
+    image = image[..., :, ::-1, :]
+  return image
+
+
+class Restorer:
+  """Greedy and random-agent restoration of single images of any size."""
+
+  def __init__(self, network, action_set, t_max):
+    self.network = network
+    self.action_set = action_set
+    self.t_max = t_max
+    channels = network.input_tensor_spec.shape[-1]
+    signature = [tf.TensorSpec([1, None, None, channels], tf.float32)]
+    self._greedy = tf.function(
+        lambda x: restoration_module.greedy_rollout(
+            network, action_set, x, t_max),
+        input_signature=signature)
+    self._random = tf.function(
+        self._random_restore,
+        input_signature=signature + [tf.TensorSpec([2], tf.int64)])
+
+  def _random_restore(self, images, seed):
+    seeds = tf.random.experimental.stateless_split(seed, self.t_max)
+    outputs = []
+    for t in range(self.t_max):
+      actions = tf.random.stateless_uniform(
+          tf.shape(images)[:3], seeds[t], maxval=self.action_set.num_actions,
+          dtype=tf.int32)
+      images = self.action_set.apply(images, actions)
+      outputs.append(images)
+    return tf.stack(outputs, axis=1)
+
+  def greedy(self, image):
+    """Returns `(outputs [T,H,W,C], actions [T,H,W])` for `[H,W,C]`."""
+    step_images, actions = self._greedy(tf.constant(image[None], tf.float32))
+    return step_images.numpy()[0, 1:], actions.numpy()[0]
+
+  def greedy_x8(self, image):
+    """Per-step outputs `[T,H,W,C]` averaged over the 8 transforms."""
+    total = None
+    for flip, turns in X8_TRANSFORMS:
+      outputs, _ = self.greedy(np.ascontiguousarray(
+          _transform(image, flip, turns)))
+      restored = _inverse_transform(outputs, flip, turns)
+      total = restored if total is None else total + restored
+    return total / len(X8_TRANSFORMS)
+
+  def random_agents(self, image, seed):
+    outputs = self._random(tf.constant(image[None], tf.float32),
+                           tf.constant(seed, tf.int64))
+    return outputs.numpy()[0]
+
+
+def _measure(clean, image):
+  return {'psnr': metrics.psnr(clean, image), 'ssim': metrics.ssim(clean, image)}
+
+
+def _mean_rows(per_image):
+  """Averages a list of {row: {'psnr', 'ssim', 'per_step': [...]}}."""
+  rows = {}
+  for row in per_image[0]:
+    values = [image[row] for image in per_image]
+    summary = {
+        'psnr': float(np.mean([v['psnr'] for v in values])),
+        'ssim': float(np.mean([v['ssim'] for v in values]))}
+    if 'per_step' in values[0]:
+      steps = len(values[0]['per_step'])
+      summary['per_step'] = [
+          {'psnr': float(np.mean([v['per_step'][t]['psnr'] for v in values])),
+           'ssim': float(np.mean([v['per_step'][t]['ssim'] for v in values]))}
+          for t in range(steps)]
+    rows[row] = summary
+  return rows
+
+
+def _per_step_row(clean, outputs):
+  per_step = [_measure(clean, outputs[t]) for t in range(len(outputs))]
+  return dict(per_step[-1], per_step=per_step)
+
+
+def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
+                    include_random=True, progress_fn=None):
+  """Evaluates a restorer on `(name, corrupted, clean)` triples.
+
+  Args:
+    restorer: a `Restorer`.
+    pairs: iterable of `(name, corrupted [H,W,C], clean [H,W,C])`.
+    random_seed: seed of the random agents.
+    augment_x8: also measure the x8 test-time augmentation.
+    include_random: measure the random agents row.
+    progress_fn: optional callable `(index, name)` called per image.
+
+  Returns:
+    `{'num_images', 'rows': {row: {'psnr', 'ssim', 'per_step'?}},
+      'per_image': {name: {row: {'psnr', 'ssim'}}}}`.
+  """
+  per_image, names = [], []
+  for index, (name, corrupted, clean) in enumerate(pairs):
+    if progress_fn is not None:
+      progress_fn(index, name)
+    rows = {ORIGINAL: _measure(clean, corrupted)}
+    if include_random:
+      rows[RANDOM_AGENTS] = _per_step_row(
+          clean, restorer.random_agents(corrupted, [random_seed, index]))
+    outputs, _ = restorer.greedy(corrupted)
+    rows[MODEL] = _per_step_row(clean, outputs)
+    if augment_x8:
+      rows[MODEL_X8] = _per_step_row(clean, restorer.greedy_x8(corrupted))
+    per_image.append(rows)
+    names.append(name)
+  if not per_image:
+    raise ValueError('no images to evaluate')
+  return {
+      'num_images': len(per_image),
+      'rows': _mean_rows(per_image),
+      'per_image': {
+          name: {row: {'psnr': v['psnr'], 'ssim': v['ssim']}
+                 for row, v in rows.items()}
+          for name, rows in zip(names, per_image)}}
+
+
+def noisy_pairs(images, noise_model, seed):
+  """Yields `(name, noisy, clean)`, noise seeded by `(seed, image index)`."""
+  for index, (name, clean) in enumerate(images):
+    noisy = noise_model.apply(clean[None], tf.constant([seed, index],
+                                                       tf.int64))
+    yield name, noisy.numpy()[0], clean
+
+
+def folder_pairs(input_dir, target_dir, channels):
+  """Yields `(name, corrupted, clean)` from paired folders (same stems)."""
+  for input_path, target_path in datasets.list_image_pairs(input_dir,
+                                                           target_dir):
+    yield (os.path.basename(input_path),
+           datasets.load_image(input_path, channels),
+           datasets.load_image(target_path, channels))
+
+
+def load_restorer(checkpoint, t_max=None):
+  """Returns `(config, Restorer)` for a run directory or checkpoint."""
+  config, network, _ = model_io.load_model(checkpoint)
+  return config, Restorer(network, config.get_action_set(),
+                          t_max or config.t_max)
+
+
+def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
+             input_dir=None, target_dir=None, t_max=None, augment_x8=False,
+             max_images=None, include_random=True, progress_fn=None):
+  """Evaluates a model on a folder (noise added) or on paired folders.
+
+  Args:
+    checkpoint: run directory or checkpoint prefix.
+    data_dir: folder of clean images, corrupted with `noise` seeded by
+      `(seed, image index)`; or None with `input_dir`/`target_dir`.
+    noise: noise spec for `data_dir`.
+    seed: noise and random-agent seed.
+    input_dir: folder of corrupted inputs (restoration sets).
+    target_dir: folder of the clean targets of `input_dir`.
+    t_max: restoration steps (None: the model's).
+    augment_x8: add the x8 test-time augmentation row.
+    max_images: evaluate only the first images (sorted by name).
+    include_random: add the random agents row.
+    progress_fn: optional per-image callback `(index, name)`.
+
+  Returns:
+    The `evaluate_images` report plus `checkpoint`, `noise`, `seed`,
+    `t_max`, `variant` and `data`.
+  """
+  config, restorer = load_restorer(checkpoint, t_max)
+  if input_dir is not None or target_dir is not None:
+    if input_dir is None or target_dir is None:
+      raise ValueError('paired evaluation needs both input_dir and '
+                       'target_dir')
+    pairs = folder_pairs(input_dir, target_dir, config.channels)
+    data, noise_text = f'{input_dir} -> {target_dir}', None
+  else:
+    if data_dir is None:
+      raise ValueError('give data_dir (with noise) or input_dir/target_dir')
+    noise_model = noise_lib.parse_noise(noise)
+    images = datasets.load_images(datasets.list_image_files(data_dir),
+                                  config.channels)
+    pairs = noisy_pairs(images, noise_model, seed)
+    data, noise_text = data_dir, str(noise_model)
+  if max_images is not None:
+    pairs = (p for i, p in enumerate(pairs) if i < max_images)
+  report = evaluate_images(restorer, pairs, random_seed=seed,
+                           augment_x8=augment_x8,
+                           include_random=include_random,
+                           progress_fn=progress_fn)
+  report.update(checkpoint=checkpoint, noise=noise_text, seed=seed,
+                t_max=restorer.t_max, variant=config.variant, data=data)
+  return report
+
+
+_ROW_TITLES = {ORIGINAL: 'Original', RANDOM_AGENTS: 'Random agents',
+               MODEL: 'Model (greedy)', MODEL_X8: 'Model + x8 aug'}
+
+
+def _cell(value, digits):
+  return '-' if value is None or (isinstance(value, float) and
+                                  math.isnan(value)) else f'{value:.{digits}f}'
+
+
+def report_markdown(report):
+  """A markdown summary: rows x (PSNR, SSIM), then PSNR per step."""
+  lines = [f'Evaluation of `{report["checkpoint"]}` ({report["variant"]}) on '
+           f'{report["num_images"]} images of `{report["data"]}`'
+           + (f', noise {report["noise"]}, seed {report["seed"]}'
+              if report['noise'] else '') + '.', '',
+           '| | PSNR (dB) | SSIM |', '|---|---:|---:|']
+  for row, values in report['rows'].items():
+    lines.append(f'| {_ROW_TITLES.get(row, row)} | {_cell(values["psnr"], 2)}'
+                 f' | {_cell(values["ssim"], 4)} |')
+  stepped = [r for r, v in report['rows'].items() if 'per_step' in v]
+  if stepped:
+    steps = len(report['rows'][stepped[0]]['per_step'])
+    lines += ['', 'PSNR (dB) after each step:', '',
+              '| | ' + ' | '.join(f't={t + 1}' for t in range(steps)) + ' |',
+              '|---|' + '---:|' * steps]
+    for row in stepped:
+      values = report['rows'][row]['per_step']
+      lines.append(f'| {_ROW_TITLES.get(row, row)} | ' + ' | '.join(
+          _cell(v['psnr'], 2) for v in values) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def write_text_atomically(path, text):
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  temp = path + '.tmp'
+  with open(temp, 'w') as f:
+    f.write(text)
+  os.replace(temp, path)
+
+
+def write_report(report, output_json=None, output_markdown=None):
+  if output_json:
+    write_text_atomically(output_json, json.dumps(report, indent=2))
+  if output_markdown:
+    write_text_atomically(output_markdown, report_markdown(report))

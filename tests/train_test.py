@@ -1,0 +1,189 @@
+"""Tests of the training loop: CLI, resume, interrupts and errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import PROJECT_ROOT
+from pixelrl_tf import cli
+from pixelrl_tf.training import model_io
+from pixelrl_tf.training import progress
+from pixelrl_tf.training import train_lib
+
+TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
+
+
+def _run_cli(module, *args, timeout=300):
+  return subprocess.run(
+      [sys.executable, '-m', module, *args], cwd=PROJECT_ROOT,
+      capture_output=True, text=True, timeout=timeout)
+
+
+def _train_tiny(root_dir, stream, **bindings):
+  gin.clear_config()
+  cli.parse_gin([TINY], [f'train.{k} = {v!r}' for k, v in bindings.items()])
+  return train_lib.train(str(root_dir), progress_stream=stream)
+
+
+def _checkpoint_values(root_dir):
+  prefix = tf.train.latest_checkpoint(os.path.join(root_dir, 'train'))
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()
+          if 'network' in name or 'episode' in name or 'optimizer' in name}
+
+
+def test_cli_smoke_run_writes_a_loadable_run(tmp_path):
+  result = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
+                    f'--root_dir={tmp_path}')
+  assert result.returncode == 0, result.stderr
+  assert 'episode 6/6' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert (tmp_path / 'model.json').exists()
+  assert (tmp_path / 'operative_config.gin').exists()
+  config, network, _ = model_io.load_model(str(tmp_path))
+  assert config.filters == 8 and config.t_max == 2
+  assert network.trainable_variables
+  tags = set()
+  for directory in ('train', 'eval'):
+    for name in os.listdir(tmp_path / directory):
+      if name.startswith('events.out'):
+        for event in tf.compat.v1.train.summary_iterator(
+            str(tmp_path / directory / name)):
+          tags.update(v.tag for v in event.summary.value)
+  for tag in ('Losses/policy', 'Losses/value', 'Losses/entropy',
+              'Metrics/reward', 'Metrics/val_psnr',
+              'Images/train/action_counts', 'Images/train/action_strip',
+              'Images/validation/action_strip'):
+    assert tag in tags, tag
+
+
+def test_resume_continues_exactly(tmp_path, capsys):
+  del capsys
+  straight = tmp_path / 'straight'
+  resumed = tmp_path / 'resumed'
+  stream = open(os.devnull, 'w')
+  _train_tiny(straight, stream, num_episodes=4, eval_interval=100)
+  first = _train_tiny(resumed, stream, num_episodes=4, eval_interval=100,
+                      stop_after_episodes=2)
+  assert first['episode'] == 2
+  second = _train_tiny(resumed, stream, num_episodes=4, eval_interval=100)
+  assert second['episode'] == 4
+  want = _checkpoint_values(straight)
+  got = _checkpoint_values(resumed)
+  assert want.keys() == got.keys()
+  for name, value in want.items():
+    np.testing.assert_allclose(got[name], value, atol=1e-6, err_msg=name)
+
+
+def test_learning_rate_schedule_survives_resume(tmp_path):
+  stream = open(os.devnull, 'w')
+  _train_tiny(tmp_path, stream, num_episodes=4, stop_after_episodes=3,
+              eval_interval=100, learning_rate=1e-3)
+  reader = tf.train.load_checkpoint(
+      tf.train.latest_checkpoint(os.path.join(tmp_path, 'train')))
+  names = reader.get_variable_to_shape_map()
+  episode = [n for n in names if n.startswith('episode')][0]
+  assert reader.get_tensor(episode) == 3
+  # The poly schedule is a function of the restored episode counter.
+  counter = tf.Variable(reader.get_tensor(episode))
+  from pixelrl_tf.agents import pixel_a2c_agent  # pylint: disable=g-import-not-at-top
+  rate = pixel_a2c_agent.poly_learning_rate(1e-3, 4, counter)()
+  np.testing.assert_allclose(rate, 1e-3 * 0.25 ** 0.9, rtol=1e-6)
+
+
+def test_sigint_saves_and_the_rerun_resumes(tmp_path):
+  args = [sys.executable, '-m', 'pixelrl_tf.train', f'--gin_file={TINY}',
+          f'--root_dir={tmp_path}', '--gin_bindings=train.num_episodes=1000',
+          '--gin_bindings=train.checkpoint_interval=1000']
+  process = subprocess.Popen(args, cwd=PROJECT_ROOT, stderr=subprocess.PIPE,
+                             text=True)
+  deadline = time.time() + 240
+  line = ''
+  while time.time() < deadline:
+    line = process.stderr.readline()
+    if line.startswith('episode 1/1000'):
+      break
+  assert line.startswith('episode 1/1000'), line
+  process.send_signal(signal.SIGINT)
+  _, rest = process.communicate(timeout=120)
+  assert process.returncode == 130, rest
+  assert 'stopped by SIGINT' in rest
+  saved = int(tf.train.latest_checkpoint(
+      os.path.join(tmp_path, 'train')).rsplit('-', 1)[1])
+  assert saved >= 1
+  rerun = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
+                   f'--root_dir={tmp_path}',
+                   f'--gin_bindings=train.num_episodes={saved + 1}')
+  assert rerun.returncode == 0, rerun.stderr
+  assert f'at episode {saved}' in rerun.stderr
+
+
+def test_bad_gin_is_one_line(tmp_path):
+  result = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
+                    f'--root_dir={tmp_path}',
+                    '--gin_bindings=train.no_such_parameter = 1')
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('bad gin configuration')
+  missing = _run_cli('pixelrl_tf.train', '--gin_file=configs/nope.gin',
+                     f'--root_dir={tmp_path}')
+  assert missing.returncode == 1
+  assert 'nope.gin does not exist' in missing.stderr
+
+
+def test_missing_data_folder_is_one_line(tmp_path):
+  result = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
+                    f'--root_dir={tmp_path}',
+                    f'--gin_bindings=train.data_source = "{tmp_path}/nope"')
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error:'), result.stderr
+
+
+def test_a_different_model_in_root_dir_is_refused(tmp_path):
+  stream = open(os.devnull, 'w')
+  model_io.write_model_config(str(tmp_path), model_io.ModelConfig(filters=4))
+  with pytest.raises(train_lib.TrainingError, match='different model'):
+    _train_tiny(tmp_path, stream)
+
+
+def test_non_finite_loss_stops_with_a_clear_error():
+  with pytest.raises(train_lib.TrainingError, match='value_loss became nan'):
+    train_lib._check_finite(  # pylint: disable=protected-access
+        {'loss': 1.0, 'policy_loss': 1.0, 'value_loss': float('nan')}, 7)
+
+
+def test_unwritable_checkpoint_directory_is_one_line(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('not a directory')
+  manager = tf.train.CheckpointManager(
+      tf.train.Checkpoint(v=tf.Variable(1.0)), str(blocker / 'train'), 1)
+  with pytest.raises(train_lib.TrainingError,
+                     match='could not write a checkpoint at episode 5'):
+    train_lib._save_checkpoint(manager, 5)  # pylint: disable=protected-access
+
+
+def test_progress_bar_reports_rate_and_eta():
+  class Stream:
+    text = ''
+
+    def write(self, s):
+      self.text += s
+
+    def flush(self):
+      pass
+
+  stream = Stream()
+  bar = progress.ProgressBar(10, stream=stream, log_every_seconds=0)
+  bar.update(5, {'reward': 1.5})
+  assert 'episode 5/10' in stream.text and 'ETA' in stream.text
+  assert 'reward 1.5' in stream.text
+  assert progress.format_duration(3725) == '1:02:05'
