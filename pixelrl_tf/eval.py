@@ -3,6 +3,11 @@ r"""Evaluates a trained PixelRL agent with the official PSNR/SSIM protocol.
   python -m pixelrl_tf.eval --checkpoint=runs/denoise25 --data_dir=DIR \
       --noise=gaussian:25 --seed=0 --output_json=eval.json [--augment_x8]
   python -m pixelrl_tf.eval --checkpoint=RUN --input_dir=IN --target_dir=GT
+  python -m pixelrl_tf.eval --table --data_dir=DIR --augment_x8 \
+      --model=FCN@gaussian:25=runs/fcn25 --model=+convGRU@gaussian:25=runs/g25
+
+With --table, prints the paper's Table II layout (rows: original, random
+agents, each model label, +aug; columns: noise levels).
 
 Reports the mean PSNR and SSIM of the corrupted input, random agents and the
 greedy model (per step), as JSON and a markdown table.
@@ -31,6 +36,9 @@ _T_MAX = flags.DEFINE_integer('t_max', None, 'Steps (default: the model).')
 _AUGMENT_X8 = flags.DEFINE_bool('augment_x8', False,
                                 'Add the x8 flip/rotation augmentation row.')
 _MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Use the first N.')
+_TABLE = flags.DEFINE_bool('table', False, 'Table mode (see --model).')
+_MODEL = flags.DEFINE_multi_string(
+    'model', [], 'Table entry LABEL@NOISE=CHECKPOINT (repeat).')
 _OUTPUT_JSON = flags.DEFINE_string('output_json', None, 'JSON report path.')
 _OUTPUT_MARKDOWN = flags.DEFINE_string('output_markdown', None,
                                        'Markdown report path.')
@@ -39,8 +47,11 @@ _OUTPUT_MARKDOWN = flags.DEFINE_string('output_markdown', None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _TABLE.value:
+    _table()
+    return
   if not _CHECKPOINT.value:
-    raise app.UsageError('--checkpoint is required')
+    raise app.UsageError('--checkpoint is required (or --table)')
   try:
     report = eval_lib.evaluate(
         _CHECKPOINT.value, data_dir=_DATA_DIR.value, noise=_NOISE.value,
@@ -54,6 +65,26 @@ def main(argv):
           OSError) as error:
     cli.fail(error)
   print(eval_lib.report_markdown(report))
+
+
+def _table():
+  try:
+    entries = [eval_lib.parse_table_entry(text) for text in _MODEL.value]
+    if not _DATA_DIR.value:
+      raise ValueError('--table needs --data_dir')
+    table = eval_lib.evaluate_table(
+        entries, _DATA_DIR.value, seed=_SEED.value,
+        augment_x8=_AUGMENT_X8.value, max_images=_MAX_IMAGES.value,
+        progress_fn=lambda text: print(text, file=sys.stderr))
+    text = eval_lib.table_markdown(table) + '\n' + eval_lib.table_markdown(
+        table, 'ssim')
+    eval_lib.write_report(table, _OUTPUT_JSON.value)
+    if _OUTPUT_MARKDOWN.value:
+      eval_lib.write_text_atomically(_OUTPUT_MARKDOWN.value, text)
+  except (ValueError, FileNotFoundError, NotADirectoryError,
+          OSError) as error:
+    cli.fail(error)
+  print(text)
 
 
 if __name__ == '__main__':

@@ -285,3 +285,84 @@ def write_report(report, output_json=None, output_markdown=None):
     write_text_atomically(output_json, json.dumps(report, indent=2))
   if output_markdown:
     write_text_atomically(output_markdown, report_markdown(report))
+
+
+def parse_table_entry(text):
+  """Parses `LABEL@NOISE=CHECKPOINT` (e.g. `+convGRU@gaussian:25=runs/g25`)."""
+  label_noise, separator, checkpoint = text.partition('=')
+  label, at, noise = label_noise.rpartition('@')
+  if not separator or not at or not label or not checkpoint:
+    raise ValueError(f'bad table model {text!r}; expected '
+                     'LABEL@NOISE=CHECKPOINT, e.g. FCN@gaussian:25=runs/fcn25')
+  return label, str(noise_lib.parse_noise(noise)), checkpoint
+
+
+def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
+                   max_images=None, progress_fn=None):
+  """The paper's Table II layout: rows of methods, columns of noise levels.
+
+  Rows: `Original`, `Random agents`, one row per model label (in the order
+  first given) and, with `augment_x8`, `<last label>+aug`. Columns: the noise
+  specs in the order first given. Noise is seeded by `(seed, image index)`,
+  the same for every row of a column.
+
+  Args:
+    entries: `(label, noise spec, checkpoint)` triples.
+    data_dir: folder of clean test images.
+    seed: noise and random-agent seed.
+    augment_x8: add the x8 augmentation row for the last label.
+    max_images: evaluate only the first images.
+    progress_fn: optional callable `(text)` for progress lines.
+
+  Returns:
+    `{'columns', 'rows', 'cells': {row: {column: {'psnr', 'ssim'}}},
+      'num_images', 'data', 'seed'}`.
+  """
+  if not entries:
+    raise ValueError('the table needs at least one LABEL@NOISE=CHECKPOINT')
+  columns = list(dict.fromkeys(noise for _, noise, _ in entries))
+  labels = list(dict.fromkeys(label for label, _, _ in entries))
+  aug_label = f'{labels[-1]}+aug' if augment_x8 else None
+  rows = ['Original', 'Random agents'] + labels + (
+      [aug_label] if aug_label else [])
+  cells = {row: {} for row in rows}
+  loaded = {}
+  for column in columns:
+    column_entries = [(l, c) for l, n, c in entries if n == column]
+    for label, checkpoint in column_entries:
+      if checkpoint not in loaded:
+        loaded[checkpoint] = load_restorer(checkpoint)
+      config, restorer = loaded[checkpoint]
+      images = datasets.load_images(datasets.list_image_files(data_dir),
+                                    config.channels)[:max_images]
+      pairs = list(noisy_pairs(images, noise_lib.parse_noise(column), seed))
+      first = label == column_entries[0][0]
+      with_aug = augment_x8 and label == labels[-1]
+      if progress_fn is not None:
+        progress_fn(f'{label} @ {column}: {len(pairs)} images')
+      report = evaluate_images(restorer, pairs, random_seed=seed,
+                               augment_x8=with_aug, include_random=first)
+      take = lambda row: {k: report['rows'][row][k] for k in ('psnr', 'ssim')}
+      if first:
+        cells['Original'][column] = take(ORIGINAL)
+        cells['Random agents'][column] = take(RANDOM_AGENTS)
+      cells[label][column] = take(MODEL)
+      if with_aug:
+        cells[aug_label][column] = take(MODEL_X8)
+  return {'columns': columns, 'rows': rows, 'cells': cells,
+          'num_images': report['num_images'], 'data': data_dir, 'seed': seed}
+
+
+def table_markdown(table, metric='psnr'):
+  """Markdown of `evaluate_table`'s result, one metric per cell."""
+  digits = 2 if metric == 'psnr' else 4
+  lines = [f'{metric.upper()} on {table["num_images"]} images of '
+           f'`{table["data"]}` (noise seed {table["seed"]}).', '',
+           '| | ' + ' | '.join(table['columns']) + ' |',
+           '|---|' + '---:|' * len(table['columns'])]
+  for row in table['rows']:
+    values = [table['cells'][row].get(column, {}).get(metric)
+              for column in table['columns']]
+    lines.append(f'| {row} | ' + ' | '.join(_cell(v, digits) for v in values)
+                 + ' |')
+  return '\n'.join(lines) + '\n'

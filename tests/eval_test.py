@@ -1,0 +1,156 @@
+"""Tests of evaluation: protocol rows, x8 augmentation, reports, CLI."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import PROJECT_ROOT
+from pixelrl_tf import metrics
+from pixelrl_tf.training import eval_lib
+from pixelrl_tf.training import model_io
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  run_dir = tmp_path_factory.mktemp('run')
+  config = model_io.ModelConfig(filters=8, t_max=3)
+  model_io.save_model(str(run_dir), config, model_io.build_network(config))
+  return run_dir
+
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('images')
+  rng = np.random.default_rng(0)
+  for name, shape in (('a.png', (24, 20)), ('b.jpg', (17, 31))):
+    ramp = np.linspace(30, 220, shape[0] * shape[1]).reshape(shape)
+    image = np.clip(ramp + rng.normal(0, 5, shape), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(folder / name), image)
+  return folder
+
+
+def test_transforms_invert():
+  image = np.arange(2 * 3 * 5 * 1, dtype=np.float32).reshape(2, 3, 5, 1)
+  seen = set()
+  for flip, turns in eval_lib.X8_TRANSFORMS:
+    moved = eval_lib._transform(image, flip, turns)  # pylint: disable=protected-access
+    seen.add(moved.tobytes() + bytes(moved.shape))
+    back = eval_lib._inverse_transform(moved, flip, turns)  # pylint: disable=protected-access
+    np.testing.assert_array_equal(back, image)
+  assert len(seen) == 8
+
+
+class _BoxRestorer(eval_lib.Restorer):
+  """A restorer whose 'policy' is a dihedrally equivariant box filter."""
+
+  def __init__(self):  # pylint: disable=super-init-not-called
+    pass
+
+  def greedy(self, image):
+    blurred = cv2.boxFilter(np.ascontiguousarray(image[..., 0]), -1, (3, 3))
+    return blurred[None, ..., None], np.zeros((1,) + image.shape[:2])
+
+
+def test_x8_average_of_an_equivariant_restorer_is_itself():
+  image = np.random.default_rng(1).uniform(size=(9, 13, 1)).astype(np.float32)
+  restorer = _BoxRestorer()
+  np.testing.assert_allclose(restorer.greedy_x8(image)[0],
+                             restorer.greedy(image)[0][0], atol=1e-6)
+
+
+def test_evaluate_rows_and_protocol(tiny_run, image_folder):
+  report = eval_lib.evaluate(str(tiny_run), data_dir=str(image_folder),
+                             noise='gaussian:25', seed=3, augment_x8=True)
+  assert report['num_images'] == 2
+  rows = report['rows']
+  assert set(rows) == {'original', 'random_agents', 'model', 'model_x8'}
+  assert len(rows['model']['per_step']) == 3
+  assert rows['model']['psnr'] == rows['model']['per_step'][-1]['psnr']
+  # The original row is the PSNR of the seeded noisy images.
+  _, network_config = None, model_io.read_model_config(str(tiny_run))
+  assert network_config.t_max == 3
+  images = eval_lib.datasets.load_images(
+      eval_lib.datasets.list_image_files(str(image_folder)), 1)
+  noise = eval_lib.noise_lib.parse_noise('gaussian:25')
+  want = np.mean([metrics.psnr(clean, noisy) for _, noisy, clean in
+                  eval_lib.noisy_pairs(images, noise, 3)])
+  np.testing.assert_allclose(rows['original']['psnr'], want)
+  again = eval_lib.evaluate(str(tiny_run), data_dir=str(image_folder),
+                            noise='gaussian:25', seed=3)
+  assert again['rows']['model'] == rows['model']
+  assert again['rows']['random_agents'] == rows['random_agents']
+  markdown = eval_lib.report_markdown(report)
+  assert '| Random agents |' in markdown and 't=3' in markdown
+
+
+def test_paired_folders(tiny_run, image_folder, tmp_path):
+  (tmp_path / 'input').mkdir()
+  for path in image_folder.iterdir():
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(tmp_path / 'input' / (path.stem + '.png')), 255 - image)
+  report = eval_lib.evaluate(str(tiny_run), input_dir=str(tmp_path / 'input'),
+                             target_dir=str(image_folder))
+  assert report['num_images'] == 2 and report['noise'] is None
+
+
+def test_cli_writes_json_and_markdown(tiny_run, image_folder, tmp_path):
+  output = tmp_path / 'report.json'
+  markdown = tmp_path / 'report.md'
+  result = subprocess.run(
+      [sys.executable, '-m', 'pixelrl_tf.eval', f'--checkpoint={tiny_run}',
+       f'--data_dir={image_folder}', '--noise=poisson:30', '--seed=1',
+       f'--output_json={output}', f'--output_markdown={markdown}'],
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  report = json.loads(output.read_text())
+  for row in ('original', 'random_agents', 'model'):
+    assert 0 < report['rows'][row]['psnr'] < 100
+    assert 0 < report['rows'][row]['ssim'] <= 1
+  assert report['noise'] == 'poisson:30'
+  assert 'PSNR' in markdown.read_text()
+  bad = subprocess.run(
+      [sys.executable, '-m', 'pixelrl_tf.eval', f'--checkpoint={tmp_path}',
+       f'--data_dir={image_folder}'],
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 1
+  assert bad.stderr.strip().startswith('error:')
+  assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_table_layout(tiny_run, image_folder, tmp_path):
+  fcn_dir = tmp_path / 'fcn'
+  config = model_io.ModelConfig(filters=8, t_max=2, use_conv_gru=False)
+  model_io.save_model(str(fcn_dir), config, model_io.build_network(config))
+  output = tmp_path / 'table.json'
+  result = subprocess.run(
+      [sys.executable, '-m', 'pixelrl_tf.eval', '--table',
+       f'--data_dir={image_folder}', '--augment_x8', '--max_images=1',
+       f'--model=FCN@gaussian:15={fcn_dir}',
+       f'--model=FCN@gaussian:50={fcn_dir}',
+       f'--model=+convGRU@gaussian:15={tiny_run}',
+       f'--output_json={output}'],
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  table = json.loads(output.read_text())
+  assert table['columns'] == ['gaussian:15', 'gaussian:50']
+  assert table['rows'] == ['Original', 'Random agents', 'FCN', '+convGRU',
+                           '+convGRU+aug']
+  assert set(table['cells']['FCN']) == {'gaussian:15', 'gaussian:50'}
+  assert set(table['cells']['+convGRU+aug']) == {'gaussian:15'}
+  original = table['cells']['Original']
+  assert original['gaussian:15']['psnr'] > original['gaussian:50']['psnr']
+  lines = result.stdout.splitlines()
+  assert '| | gaussian:15 | gaussian:50 |' in lines
+  assert any(line.startswith('| +convGRU | ') and line.endswith(' | - |')
+             for line in lines)
+
+
+def test_table_entry_errors():
+  assert eval_lib.parse_table_entry('A@b@gaussian:25=x/y=z') == (
+      'A@b', 'gaussian:25', 'x/y=z')
+  with pytest.raises(ValueError, match='LABEL@NOISE=CHECKPOINT'):
+    eval_lib.parse_table_entry('FCN=runs/x')
