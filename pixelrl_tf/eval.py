@@ -36,6 +36,8 @@ _T_MAX = flags.DEFINE_integer('t_max', None, 'Steps (default: the model).')
 _AUGMENT_X8 = flags.DEFINE_bool('augment_x8', False,
                                 'Add the x8 flip/rotation augmentation row.')
 _MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Use the first N.')
+_CURVE_PNG = flags.DEFINE_string(
+    'curve_png', None, 'Write the PSNR-per-step curves (Fig. 8) here.')
 _TABLE = flags.DEFINE_bool('table', False, 'Table mode (see --model).')
 _MODEL = flags.DEFINE_multi_string(
     'model', [], 'Table entry LABEL@NOISE=CHECKPOINT (repeat).')
@@ -61,6 +63,8 @@ def main(argv):
         progress_fn=lambda i, name: print(f'[{i + 1}] {name}',
                                           file=sys.stderr))
     eval_lib.write_report(report, _OUTPUT_JSON.value, _OUTPUT_MARKDOWN.value)
+    if _CURVE_PNG.value:
+      eval_lib.write_curve_png(report, _CURVE_PNG.value)
   except (ValueError, FileNotFoundError, NotADirectoryError,
           OSError) as error:
     cli.fail(error)

@@ -103,7 +103,8 @@ def test_cli_writes_json_and_markdown(tiny_run, image_folder, tmp_path):
   result = subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.eval', f'--checkpoint={tiny_run}',
        f'--data_dir={image_folder}', '--noise=poisson:30', '--seed=1',
-       f'--output_json={output}', f'--output_markdown={markdown}'],
+       f'--output_json={output}', f'--output_markdown={markdown}',
+       f'--curve_png={tmp_path / "curve.png"}', '--t_max=4'],
       cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   report = json.loads(output.read_text())
@@ -112,6 +113,9 @@ def test_cli_writes_json_and_markdown(tiny_run, image_folder, tmp_path):
     assert 0 < report['rows'][row]['ssim'] <= 1
   assert report['noise'] == 'poisson:30'
   assert 'PSNR' in markdown.read_text()
+  assert len(report['rows']['model']['per_step']) == 4
+  curve = cv2.imread(str(tmp_path / 'curve.png'))
+  assert curve.shape == (400, 640, 3)
   bad = subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.eval', f'--checkpoint={tmp_path}',
        f'--data_dir={image_folder}'],

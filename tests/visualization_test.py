@@ -250,3 +250,14 @@ def test_kernel_heat_map_is_symmetric_around_zero():
   pixels = {tuple(pixel) for pixel in picture.reshape(-1, 3)}
   assert (178, 24, 43) in pixels  # Full red for +2.
   assert (33, 102, 172) in pixels  # Full blue for -2.
+
+
+def test_line_chart_draws_each_series():
+  from pixelrl_tf.visualization import plots  # pylint: disable=g-import-not-at-top
+  chart = plots.line_chart({'a': [20.0, 25.0, 27.0], 'b': [20.0, 20.0, 20.0]},
+                           title='t')
+  assert chart.shape == (400, 640, 3) and chart.dtype == np.uint8
+  for color in plots._COLORS[:2]:  # pylint: disable=protected-access
+    assert np.all(chart == np.array(color, np.uint8), axis=-1).sum() > 20
+  with pytest.raises(ValueError):
+    plots.line_chart({'a': [1.0], 'b': [1.0, 2.0]})

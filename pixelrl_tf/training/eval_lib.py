@@ -10,6 +10,11 @@ Rows of the report: `original` (the corrupted input), `random_agents`
 (uniformly random actions, seeded), `model` (greedy) and, on request,
 `model_x8` (test-time augmentation over the 8 flips/rotations, outputs
 mapped back and averaged in float before measuring).
+
+Colour models (`'color'` / `'color_reference'` action sets) read their images
+in BGR order and add the `lab` metric of Table VIII: the mean per-pixel CIE
+Lab distance to the target (`metrics.mean_lab_distance`: output clipped to
+[0, 1], OpenCV's float BGR->Lab), per step as well.
 """
 
 import json
@@ -23,7 +28,10 @@ from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
 from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.export import restoration_module
+from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.training import model_io
+from pixelrl_tf.visualization import action_maps
+from pixelrl_tf.visualization import plots
 
 ORIGINAL = 'original'
 RANDOM_AGENTS = 'random_agents'
@@ -98,8 +106,16 @@ class Restorer:
     return outputs.numpy()[0]
 
 
-def _measure(clean, image):
-  return {'psnr': metrics.psnr(clean, image), 'ssim': metrics.ssim(clean, image)}
+LAB = 'lab'
+_METRICS = ('psnr', 'ssim', LAB)
+
+
+def _measure(clean, image, lab_metric=False):
+  measured = {'psnr': metrics.psnr(clean, image),
+              'ssim': metrics.ssim(clean, image)}
+  if lab_metric:
+    measured[LAB] = metrics.mean_lab_distance(clean, image)
+  return measured
 
 
 def _mean_rows(per_image):
@@ -107,26 +123,26 @@ def _mean_rows(per_image):
   rows = {}
   for row in per_image[0]:
     values = [image[row] for image in per_image]
-    summary = {
-        'psnr': float(np.mean([v['psnr'] for v in values])),
-        'ssim': float(np.mean([v['ssim'] for v in values]))}
+    keys = [key for key in _METRICS if key in values[0]]
+    summary = {key: float(np.mean([v[key] for v in values])) for key in keys}
     if 'per_step' in values[0]:
       steps = len(values[0]['per_step'])
       summary['per_step'] = [
-          {'psnr': float(np.mean([v['per_step'][t]['psnr'] for v in values])),
-           'ssim': float(np.mean([v['per_step'][t]['ssim'] for v in values]))}
+          {key: float(np.mean([v['per_step'][t][key] for v in values]))
+           for key in keys}
           for t in range(steps)]
     rows[row] = summary
   return rows
 
 
-def _per_step_row(clean, outputs):
-  per_step = [_measure(clean, outputs[t]) for t in range(len(outputs))]
+def _per_step_row(clean, outputs, lab_metric=False):
+  per_step = [_measure(clean, outputs[t], lab_metric)
+              for t in range(len(outputs))]
   return dict(per_step[-1], per_step=per_step)
 
 
 def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
-                    include_random=True, progress_fn=None):
+                    include_random=True, progress_fn=None, lab_metric=False):
   """Evaluates a restorer on `(name, corrupted, clean)` triples.
 
   Args:
@@ -136,23 +152,26 @@ def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
     augment_x8: also measure the x8 test-time augmentation.
     include_random: measure the random agents row.
     progress_fn: optional callable `(index, name)` called per image.
+    lab_metric: also measure `lab`, the mean Lab distance of BGR images.
 
   Returns:
-    `{'num_images', 'rows': {row: {'psnr', 'ssim', 'per_step'?}},
-      'per_image': {name: {row: {'psnr', 'ssim'}}}}`.
+    `{'num_images', 'rows': {row: {'psnr', 'ssim', 'lab'?, 'per_step'?}},
+      'per_image': {name: {row: {'psnr', 'ssim', 'lab'?}}}}`.
   """
   per_image, names = [], []
   for index, (name, corrupted, clean) in enumerate(pairs):
     if progress_fn is not None:
       progress_fn(index, name)
-    rows = {ORIGINAL: _measure(clean, corrupted)}
+    rows = {ORIGINAL: _measure(clean, corrupted, lab_metric)}
     if include_random:
       rows[RANDOM_AGENTS] = _per_step_row(
-          clean, restorer.random_agents(corrupted, [random_seed, index]))
+          clean, restorer.random_agents(corrupted, [random_seed, index]),
+          lab_metric)
     outputs, _ = restorer.greedy(corrupted)
-    rows[MODEL] = _per_step_row(clean, outputs)
+    rows[MODEL] = _per_step_row(clean, outputs, lab_metric)
     if augment_x8:
-      rows[MODEL_X8] = _per_step_row(clean, restorer.greedy_x8(corrupted))
+      rows[MODEL_X8] = _per_step_row(clean, restorer.greedy_x8(corrupted),
+                                     lab_metric)
     per_image.append(rows)
     names.append(name)
   if not per_image:
@@ -161,7 +180,7 @@ def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
       'num_images': len(per_image),
       'rows': _mean_rows(per_image),
       'per_image': {
-          name: {row: {'psnr': v['psnr'], 'ssim': v['ssim']}
+          name: {row: {k: v[k] for k in _METRICS if k in v}
                  for row, v in rows.items()}
           for name, rows in zip(names, per_image)}}
 
@@ -174,13 +193,21 @@ def noisy_pairs(images, noise_model, seed):
     yield name, noisy.numpy()[0], clean
 
 
-def folder_pairs(input_dir, target_dir, channels):
-  """Yields `(name, corrupted, clean)` from paired folders (same stems)."""
+def folder_pairs(input_dir, target_dir, channels, bgr=False):
+  """Yields `(name, corrupted, clean)` from paired folders (same stems).
+
+  Colour images are RGB, or BGR with `bgr` (colour models).
+  """
   for input_path, target_path in datasets.list_image_pairs(input_dir,
                                                            target_dir):
     yield (os.path.basename(input_path),
-           datasets.load_image(input_path, channels),
-           datasets.load_image(target_path, channels))
+           datasets.load_image(input_path, channels, bgr=bgr),
+           datasets.load_image(target_path, channels, bgr=bgr))
+
+
+def is_color_model(config):
+  """Whether `config` is a colour model: BGR images and the Lab metric."""
+  return action_set_lib.is_color_action_set(config.action_set)
 
 
 def load_restorer(checkpoint, t_max=None):
@@ -211,21 +238,23 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
 
   Returns:
     The `evaluate_images` report plus `checkpoint`, `noise`, `seed`,
-    `t_max`, `variant` and `data`.
+    `t_max`, `variant` and `data`. Colour models (BGR images) also get the
+    `lab` metric.
   """
   config, restorer = load_restorer(checkpoint, t_max)
+  color = is_color_model(config)
   if input_dir is not None or target_dir is not None:
     if input_dir is None or target_dir is None:
       raise ValueError('paired evaluation needs both input_dir and '
                        'target_dir')
-    pairs = folder_pairs(input_dir, target_dir, config.channels)
+    pairs = folder_pairs(input_dir, target_dir, config.channels, bgr=color)
     data, noise_text = f'{input_dir} -> {target_dir}', None
   else:
     if data_dir is None:
       raise ValueError('give data_dir (with noise) or input_dir/target_dir')
     noise_model = noise_lib.parse_noise(noise)
     images = datasets.load_images(datasets.list_image_files(data_dir),
-                                  config.channels)
+                                  config.channels, bgr=color)
     pairs = noisy_pairs(images, noise_model, seed)
     data, noise_text = data_dir, str(noise_model)
   if max_images is not None:
@@ -233,7 +262,7 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
   report = evaluate_images(restorer, pairs, random_seed=seed,
                            augment_x8=augment_x8,
                            include_random=include_random,
-                           progress_fn=progress_fn)
+                           progress_fn=progress_fn, lab_metric=color)
   report.update(checkpoint=checkpoint, noise=noise_text, seed=seed,
                 t_max=restorer.t_max, variant=config.variant, data=data)
   return report
@@ -255,9 +284,14 @@ def report_markdown(report):
            + (f', noise {report["noise"]}, seed {report["seed"]}'
               if report['noise'] else '') + '.', '',
            '| | PSNR (dB) | SSIM |', '|---|---:|---:|']
+  with_lab = all(LAB in v for v in report['rows'].values())
+  if with_lab:
+    lines[-2:] = ['| | PSNR (dB) | SSIM | mean Lab L2 |',
+                  '|---|---:|---:|---:|']
   for row, values in report['rows'].items():
     lines.append(f'| {_ROW_TITLES.get(row, row)} | {_cell(values["psnr"], 2)}'
-                 f' | {_cell(values["ssim"], 4)} |')
+                 f' | {_cell(values["ssim"], 4)} |'
+                 + (f' {_cell(values[LAB], 2)} |' if with_lab else ''))
   stepped = [r for r, v in report['rows'].items() if 'per_step' in v]
   if stepped:
     steps = len(report['rows'][stepped[0]]['per_step'])
@@ -268,6 +302,14 @@ def report_markdown(report):
       values = report['rows'][row]['per_step']
       lines.append(f'| {_ROW_TITLES.get(row, row)} | ' + ' | '.join(
           _cell(v['psnr'], 2) for v in values) + ' |')
+    if with_lab:
+      lines += ['', 'Mean Lab L2 error after each step:', '',
+                '| | ' + ' | '.join(f't={t + 1}' for t in range(steps))
+                + ' |', '|---|' + '---:|' * steps]
+      for row in stepped:
+        values = report['rows'][row]['per_step']
+        lines.append(f'| {_ROW_TITLES.get(row, row)} | ' + ' | '.join(
+            _cell(v[LAB], 2) for v in values) + ' |')
   return '\n'.join(lines) + '\n'
 
 
@@ -278,6 +320,17 @@ def write_text_atomically(path, text):
   with open(temp, 'w') as f:
     f.write(text)
   os.replace(temp, path)
+
+
+def write_curve_png(report, path):
+  """Writes the PSNR-after-each-step curves of a report (paper's Fig. 8)."""
+  rows = {_ROW_TITLES.get(r, r): [s['psnr'] for s in v['per_step']]
+          for r, v in report['rows'].items() if 'per_step' in v}
+  steps = len(next(iter(rows.values())))
+  rows[_ROW_TITLES[ORIGINAL]] = [report['rows'][ORIGINAL]['psnr']] * steps
+  image = plots.line_chart(rows, x_label='step t', y_label='PSNR (dB)',
+                           title=f'{report["variant"]} on {report["data"]}')
+  action_maps.save_png(image, path)
 
 
 def write_report(report, output_json=None, output_markdown=None):

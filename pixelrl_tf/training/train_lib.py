@@ -272,7 +272,7 @@ def initialise_network(network, reward_map=None, init_checkpoint=None,
 class Validator:
   """Greedy restoration PSNR on fixed, seeded validation images."""
 
-  def __init__(self, network, action_set, pairs, t_max):
+  def __init__(self, network, action_set, pairs, t_max, lab_metric=False):
     """Creates the validator.
 
     Args:
@@ -280,9 +280,13 @@ class Validator:
       action_set: its `ActionSet`.
       pairs: `(name, corrupted [H,W,C], target [H,W,C])` triples.
       t_max: restoration steps.
+      lab_metric: also measure the mean Lab distance of BGR colour images
+        (`metrics.mean_lab_distance`); `lab_distance` holds the last value.
     """
     self._restorer = eval_lib.Restorer(network, action_set, t_max)
     self._pairs = list(pairs)
+    self._lab_metric = lab_metric
+    self.lab_distance = None
 
   def __len__(self):
     return len(self._pairs)
@@ -297,13 +301,17 @@ class Validator:
     The images and actions are those of the first validation image, laid
     out for `summaries.write_episode_images`.
     """
-    values, example = [], None
+    values, lab_distances, example = [], [], None
     for _, noisy, clean in self._pairs:
       outputs, actions = self._restorer.greedy(noisy)
       values.append(metrics.psnr(clean, outputs[-1]))
+      if self._lab_metric:
+        lab_distances.append(metrics.mean_lab_distance(clean, outputs[-1]))
       if example is None:
         example = (np.concatenate([noisy[None], outputs])[:, None],
                    actions[:, None])
+    if lab_distances:
+      self.lab_distance = float(np.mean(lab_distances))
     return float(np.mean(values)), example
 
 
@@ -337,6 +345,7 @@ def train(root_dir,
           t_max=5,
           update_interval=None,
           reward='squared_error',
+          input_transform='none',
           # Agent.
           gamma=0.95,
           entropy_coef=0.01,
@@ -382,6 +391,8 @@ def train(root_dir,
     update_interval: steps per update (None: `t_max`, one update per
       episode; the reference restoration code uses 5 with `t_max` 15).
     reward: name of the reward function (`pixel_env.get_reward_fn`).
+    input_transform: the network's input transform (`'none'`, or `'lab'`
+      for colour models; `model_io.INPUT_TRANSFORMS`).
     gamma: discount (0.95).
     entropy_coef: entropy bonus `beta` (0.01).
     value_loss_coef: value loss weight (0.5).
@@ -404,8 +415,9 @@ def train(root_dir,
 
   Returns:
     Dict with `episode` (episodes done), `val_psnr` (last validation PSNR
-    or None), `input_psnr` (of the corrupted validation inputs) and
-    `interrupted` (signal name or None).
+    or None), `input_psnr` (of the corrupted validation inputs),
+    `val_lab_distance` (last validation mean Lab distance of BGR colour
+    runs, else None) and `interrupted` (signal name or None).
 
   Raises:
     TrainingError: a one-line reason the run cannot go on.
@@ -417,7 +429,8 @@ def train(root_dir,
   config = model_io.ModelConfig(
       channels=channels, action_set=action_set, filters=filters,
       use_conv_gru=use_conv_gru, use_reward_map_conv=use_reward_map_conv,
-      reward_map_size=reward_map_size, t_max=t_max)
+      reward_map_size=reward_map_size, t_max=t_max,
+      input_transform=input_transform)
   actions = config.get_action_set()
   tf.io.gfile.makedirs(root_dir)
   _check_model_config(root_dir, config)
@@ -474,7 +487,8 @@ def train(root_dir,
                              tf.float32)
   run_episode = tf.function(runner.run, input_signature=[
       batch_spec, batch_spec, tf.TensorSpec([], tf.int64)])
-  validator = Validator(network, actions, source.validation, t_max)
+  validator = Validator(network, actions, source.validation, t_max,
+                        lab_metric=bgr and channels == 3)
 
   train_writer = tf.summary.create_file_writer(
       os.path.join(root_dir, model_io.TRAIN_DIR))
@@ -488,59 +502,69 @@ def train(root_dir,
       tf.summary.scalar('Metrics/val_psnr_input', input_psnr)
   last_saved = start_episode
   episodes_this_run = 0
-  with progress.StopRequest() as stop:
-    while int(episode) < num_episodes:
-      current = int(episode)
-      start, target = next(batches)
-      started = time.monotonic()
-      result = run_episode(start, target, tf.constant(current, tf.int64))
-      scalars = {k: float(result[k]) for k in (
-          'loss', 'policy_loss', 'value_loss', 'entropy_loss', 'entropy',
-          'episode_reward')}
-      _check_finite(scalars, current)
-      episode.assign_add(1)
-      done = current + 1
-      episodes_this_run += 1
-      if done % summary_interval == 0 or done == num_episodes:
-        with train_writer.as_default(step=done):
-          tf.summary.scalar('Losses/total', scalars['loss'])
-          tf.summary.scalar('Losses/policy', scalars['policy_loss'])
-          tf.summary.scalar('Losses/value', scalars['value_loss'])
-          tf.summary.scalar('Losses/entropy', scalars['entropy_loss'])
-          tf.summary.scalar('Metrics/entropy', scalars['entropy'])
-          tf.summary.scalar('Metrics/reward', scalars['episode_reward'])
-          tf.summary.scalar('Metrics/learning_rate',
-                            float(optimizer.learning_rate))
-          tf.summary.scalar('Metrics/episode_seconds',
-                            time.monotonic() - started)
-      if done % image_summary_interval == 0 or done == 1:
-        with train_writer.as_default(step=done):
-          images, action_maps = _time_major_episode(result)
-          summaries.write_episode_images('train', images, action_maps,
-                                         actions, done)
-          if agent.reward_map is not None:
-            summaries.write_reward_map_kernel(
-                agent.reward_map.kernel.numpy(), done)
-      if len(validator) and (done % eval_interval == 0 or
-                             done == num_episodes):
-        val_psnr, (images, action_maps) = validator.evaluate()
-        with eval_writer.as_default(step=done):
-          tf.summary.scalar('Metrics/val_psnr', val_psnr)
-          summaries.write_episode_images('validation', images, action_maps,
-                                         actions, done, max_outputs=1)
-      bar_metrics = {'reward': scalars['episode_reward'],
-                     'loss': scalars['loss']}
-      if val_psnr is not None:
-        bar_metrics['val_psnr'] = val_psnr
-      bar.update(done, bar_metrics)
-      if done % checkpoint_interval == 0 or done == num_episodes:
-        _save_checkpoint(manager, done)
-        last_saved = done
-      if stop or (stop_after_episodes is not None and
-                  episodes_this_run >= stop_after_episodes):
-        break
-    if int(episode) != last_saved:
-      _save_checkpoint(manager, int(episode))
+  try:
+    with progress.StopRequest() as stop:
+      while int(episode) < num_episodes:
+        current = int(episode)
+        start, target = next(batches)
+        started = time.monotonic()
+        result = run_episode(start, target, tf.constant(current, tf.int64))
+        scalars = {k: float(result[k]) for k in (
+            'loss', 'policy_loss', 'value_loss', 'entropy_loss', 'entropy',
+            'episode_reward')}
+        _check_finite(scalars, current)
+        episode.assign_add(1)
+        done = current + 1
+        episodes_this_run += 1
+        if done % summary_interval == 0 or done == num_episodes:
+          with train_writer.as_default(step=done):
+            tf.summary.scalar('Losses/total', scalars['loss'])
+            tf.summary.scalar('Losses/policy', scalars['policy_loss'])
+            tf.summary.scalar('Losses/value', scalars['value_loss'])
+            tf.summary.scalar('Losses/entropy', scalars['entropy_loss'])
+            tf.summary.scalar('Metrics/entropy', scalars['entropy'])
+            tf.summary.scalar('Metrics/reward', scalars['episode_reward'])
+            tf.summary.scalar('Metrics/learning_rate',
+                              float(optimizer.learning_rate))
+            tf.summary.scalar('Metrics/episode_seconds',
+                              time.monotonic() - started)
+        if done % image_summary_interval == 0 or done == 1:
+          with train_writer.as_default(step=done):
+            images, action_maps = _time_major_episode(result)
+            summaries.write_episode_images('train', images, action_maps,
+                                           actions, done, bgr=bgr)
+            if agent.reward_map is not None:
+              summaries.write_reward_map_kernel(
+                  agent.reward_map.kernel.numpy(), done)
+        if len(validator) and (done % eval_interval == 0 or
+                               done == num_episodes):
+          val_psnr, (images, action_maps) = validator.evaluate()
+          with eval_writer.as_default(step=done):
+            tf.summary.scalar('Metrics/val_psnr', val_psnr)
+            if validator.lab_distance is not None:
+              tf.summary.scalar('Metrics/val_lab_distance',
+                                validator.lab_distance)
+            summaries.write_episode_images('validation', images, action_maps,
+                                           actions, done, max_outputs=1,
+                                           bgr=bgr)
+        bar_metrics = {'reward': scalars['episode_reward'],
+                       'loss': scalars['loss']}
+        if val_psnr is not None:
+          bar_metrics['val_psnr'] = val_psnr
+        if validator.lab_distance is not None:
+          bar_metrics['val_lab'] = validator.lab_distance
+        bar.update(done, bar_metrics)
+        if done % checkpoint_interval == 0 or done == num_episodes:
+          _save_checkpoint(manager, done)
+          last_saved = done
+        if stop or (stop_after_episodes is not None and
+                    episodes_this_run >= stop_after_episodes):
+          break
+      if int(episode) != last_saved:
+        _save_checkpoint(manager, int(episode))
+  finally:
+    # A live `from_generator` iterator can hang the interpreter's exit.
+    del batches
   bar.update(int(episode), force=True)
   train_writer.flush()
   eval_writer.flush()
@@ -550,4 +574,5 @@ def train(root_dir,
           'to resume', file=progress_stream)
   return {'episode': int(episode), 'val_psnr': val_psnr,
           'input_psnr': input_psnr,
+          'val_lab_distance': validator.lab_distance,
           'interrupted': stop.signal_name}
