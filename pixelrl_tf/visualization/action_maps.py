@@ -502,6 +502,10 @@ def _atomic_write_bytes(data: bytes, path: str) -> None:
   try:
     with os.fdopen(handle, 'wb') as temp_file:
       temp_file.write(data)
+    # mkstemp makes the file private; give it the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp_path, 0o666 & ~umask)
     os.replace(temp_path, path)
   except BaseException:
     if os.path.exists(temp_path):

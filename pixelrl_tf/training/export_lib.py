@@ -1,0 +1,204 @@
+"""Exports a trained PixelRL model as SavedModels in the TF Serving layout.
+
+Shapes: `B` batch, `T` steps, `H, W` height and width (any), `C` channels of
+the model, `F` GRU feature channels.
+
+From a run directory (trained or imported), `export_model` writes two
+servables with the same integer version:
+
+    EXPORT_BASE/NAME/VERSION/              the restoration model
+        saved_model.pb, variables/         signatures (see docs/serving.md):
+                                             serving_default  float32 images
+                                             restore_uint8    uint8 images
+                                             restore_steps    every step
+                                             metadata         t_max, actions
+        assets.extra/model.json            the ModelConfig, for provenance
+    EXPORT_BASE/NAME_policy/VERSION/       the greedy TF-Agents policy
+        saved_model.pb, variables/,        (PolicySaver: action,
+        policy_specs.pbtxt                  get_initial_state, ...)
+
+`NAME` is what TF Serving serves with `--model_base_path=EXPORT_BASE/NAME`;
+the policy is a sibling model rather than a subfolder so that both can be
+served from one model config file and versioned alike. The restoration model
+runs the whole `t_max`-step greedy episode in one call; the policy is one
+step (actions and the next GRU state) for clients that run the loop
+themselves.
+
+The policy's observation spec is `[None, None, C]`: PolicySaver accepts
+unknown height and width (its signatures take `[B,H,W,C]` observations of any
+size), so no fixed policy image size is needed.
+
+Versions count up from 1: without an explicit version the next one is one
+more than the largest integer folder under either `NAME` or `NAME_policy`.
+An existing version is never overwritten. Both SavedModels are written into
+hidden temporary folders beside their final places and renamed only when
+both are complete, so a server polling the folders never sees a half-written
+version.
+"""
+
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+import warnings
+
+import tensorflow as tf
+from tf_agents.policies import policy_saver
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from pixelrl_tf.agents import pixel_policy
+from pixelrl_tf.export import restoration_module
+from pixelrl_tf.training import model_io
+
+POLICY_SUFFIX = '_policy'
+MODEL_CONFIG_ASSET = os.path.join('assets.extra', model_io.MODEL_CONFIG_FILE)
+_MODEL_NAME_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+  """Where `export_model` wrote.
+
+  Attributes:
+    version: the integer version.
+    model_dir: `EXPORT_BASE/NAME/VERSION`, the restoration SavedModel.
+    policy_dir: `EXPORT_BASE/NAME_policy/VERSION`, the policy SavedModel.
+  """
+  version: int
+  model_dir: str
+  policy_dir: str
+
+
+def existing_versions(model_base):
+  """Integer version folders under `model_base` (empty if it is absent)."""
+  if not os.path.isdir(model_base):
+    return []
+  return sorted(int(name) for name in os.listdir(model_base)
+                if name.isdigit() and
+                os.path.isdir(os.path.join(model_base, name)))
+
+
+def next_version(*model_bases):
+  """One more than the largest version under any of `model_bases`, or 1."""
+  versions = [v for base in model_bases for v in existing_versions(base)]
+  return max(versions, default=0) + 1
+
+
+def greedy_policy(config, network):
+  """The greedy `PixelActorCriticPolicy` over `network` (any image size).
+
+  Args:
+    config: the `ModelConfig`.
+    network: its `FcnActorCritic`.
+
+  Returns:
+    The policy: observation `[H,W,C]` float32, reward `[H,W]`, action
+    `[H,W]` int32 in `[0, A-1]`, state the GRU map `[H,W,F]` (or none).
+  """
+  observation_spec = tf.TensorSpec([None, None, config.channels], tf.float32,
+                                   'observation')
+  time_step_spec = ts.time_step_spec(
+      observation_spec, reward_spec=tf.TensorSpec([None, None], tf.float32,
+                                                  'reward'))
+  action_spec = tensor_spec.BoundedTensorSpec(
+      [None, None], tf.int32, minimum=0,
+      maximum=config.get_action_set().num_actions - 1, name='action')
+  return pixel_policy.PixelActorCriticPolicy(
+      time_step_spec, action_spec, network, greedy=True,
+      name='greedy_policy')
+
+
+def restoration_module_for(config, network):
+  """The `RestorationModule` of a model (its action set and `t_max`)."""
+  return restoration_module.RestorationModule(
+      network, config.get_action_set(), config.t_max)
+
+
+def _save_atomically(saves):
+  """Writes SavedModels beside their final folders, then renames them.
+
+  Args:
+    saves: `(save_fn, final_dir)` pairs; `save_fn(temp_dir)` writes one
+      SavedModel. Nothing is renamed into place unless every save succeeds.
+  """
+  temp_dirs = []
+  try:
+    for save_fn, final_dir in saves:
+      parent = os.path.dirname(final_dir)
+      os.makedirs(parent, exist_ok=True)
+      temp_dirs.append(tempfile.mkdtemp(
+          dir=parent, prefix=f'.{os.path.basename(final_dir)}.',
+          suffix='.tmp'))
+      save_fn(temp_dirs[-1])
+    for temp_dir, (_, final_dir) in zip(temp_dirs, saves):
+      if os.path.exists(final_dir):
+        raise FileExistsError(f'{final_dir} appeared while exporting; '
+                              'not overwriting it')
+      os.rename(temp_dir, final_dir)
+  finally:
+    for temp_dir in temp_dirs:
+      shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _save_restoration_model(config, network, path):
+  module = restoration_module_for(config, network)
+  tf.saved_model.save(module, path, signatures=module.signatures())
+  asset = os.path.join(path, MODEL_CONFIG_ASSET)
+  os.makedirs(os.path.dirname(asset), exist_ok=True)
+  with open(asset, 'w') as f:
+    f.write(config.to_json())
+
+
+def _save_policy(config, network, path):
+  saver = policy_saver.PolicySaver(greedy_policy(config, network),
+                                   batch_size=None)
+  with warnings.catch_warnings():
+    # The policy's `distribution` attribute is a TFP type spec, which
+    # loaders must import TFP for; the serving signatures do not use it.
+    warnings.filterwarnings('ignore', message='Encoding a StructuredValue')
+    saver.save(path)
+
+
+def export_model(root_dir, export_base, model_name, version=None):
+  """Exports the model of a run directory for TF Serving.
+
+  Args:
+    root_dir: run directory (or checkpoint prefix) that
+      `model_io.load_model` reads; imported weights work alike.
+    export_base: the folder holding the served models.
+    model_name: `NAME` (letters, digits, `.`, `_`, `-`).
+    version: the version to write; None takes the next free one.
+
+  Returns:
+    An `ExportResult`.
+
+  Raises:
+    ValueError: on a bad model name or version.
+    FileExistsError: if the version already exists.
+    FileNotFoundError: if `root_dir` holds no model.
+  """
+  if not _MODEL_NAME_PATTERN.match(model_name or ''):
+    raise ValueError(f'bad model name {model_name!r}: use letters, digits, '
+                     '".", "_" and "-"')
+  model_base = os.path.join(export_base, model_name)
+  policy_base = os.path.join(export_base, model_name + POLICY_SUFFIX)
+  if version is None:
+    version = next_version(model_base, policy_base)
+  elif version < 1:
+    raise ValueError(f'version must be a positive integer, got {version}')
+  model_dir = os.path.join(model_base, str(version))
+  policy_dir = os.path.join(policy_base, str(version))
+  for path in (model_dir, policy_dir):
+    if os.path.exists(path):
+      raise FileExistsError(f'{path} already exists; refusing to overwrite '
+                            'it (omit --version to take the next one)')
+  config, network, _ = model_io.load_model(root_dir)
+  _save_atomically([
+      (lambda path: _save_restoration_model(config, network, path),
+       model_dir),
+      (lambda path: _save_policy(config, network, path), policy_dir),
+  ])
+  return ExportResult(version=version, model_dir=model_dir,
+                      policy_dir=policy_dir)

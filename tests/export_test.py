@@ -1,0 +1,401 @@
+"""Tests of the in-graph restoration module and the TF Serving export."""
+
+import http.server
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.trajectories import time_step as ts
+
+from conftest import shared_data_path
+
+from pixelrl_tf.export import restoration_module
+from pixelrl_tf.training import export_lib
+from pixelrl_tf.training import import_weights_lib
+from pixelrl_tf.training import model_io
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+T_MAX = 3
+SIZES = [(1, 1), (5, 7), (33, 17), (64, 48)]
+VARIANTS = {
+    'gru': model_io.ModelConfig(filters=8, t_max=T_MAX),
+    'fcn': model_io.ModelConfig(filters=8, t_max=T_MAX, use_conv_gru=False),
+    'gru_rmc': model_io.ModelConfig(filters=8, t_max=T_MAX,
+                                    use_reward_map_conv=True),
+    'colour': model_io.ModelConfig(filters=8, t_max=T_MAX, channels=3),
+}
+
+
+def make_run(run_dir, config, seed=0, head_scale=20.0):
+  """Saves a model with seeded weights whose greedy actions are varied.
+
+  He-normal kernels and small biases from a numpy generator make the model
+  reproducible; a scaled policy head spreads the argmax over many actions,
+  so that comparisons of action maps mean something.
+  """
+  network = model_io.build_network(config)
+  rng = np.random.default_rng(seed)
+  for variable in network.variables:
+    shape = variable.shape
+    if len(shape) == 4:
+      std = np.sqrt(2.0 / (shape[0] * shape[1] * shape[2]))
+      value = rng.normal(0.0, std, shape)
+    else:
+      value = rng.normal(0.0, 0.05, shape)
+    variable.assign(value.astype(np.float32))
+  head = network.layer_by_name('conv8_pi' if config.use_conv_gru
+                               else 'conv7_pi')
+  head.kernel.assign(head.kernel * head_scale)
+  model_io.save_model(run_dir, config, network,
+                      reward_map=model_io.build_reward_map(config))
+  return network
+
+
+@pytest.fixture(scope='module')
+def exports(tmp_path_factory):
+  """Exports every variant once: {variant: (config, network, ExportResult)}."""
+  base = tmp_path_factory.mktemp('export')
+  results = {}
+  for variant, config in VARIANTS.items():
+    run_dir = str(base / 'runs' / variant)
+    network = make_run(run_dir, config)
+    results[variant] = (config, network, export_lib.export_model(
+        run_dir, str(base / 'models'), variant))
+  return results
+
+
+def _images(shape, seed=1):
+  return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+def test_serving_default_equals_in_process_restore(exports, variant):
+  config, network, result = exports[variant]
+  assert result.version == 1
+  assert result.model_dir.endswith(os.path.join(variant, '1'))
+  loaded = tf.saved_model.load(result.model_dir)
+  serve = loaded.signatures['serving_default']
+  serve_uint8 = loaded.signatures['restore_uint8']
+  action_set = config.get_action_set()
+  seen_actions = set()
+  for height, width in SIZES + [(9, 11)]:
+    batch = 2 if (height, width) == (9, 11) else 1
+    images = _images((batch, height, width, config.channels))
+    outputs = serve(images=tf.constant(images))
+    restored, actions = restoration_module.greedy_restore(
+        network, action_set, images, config.t_max)
+    assert outputs['restored'].dtype == tf.float32
+    assert outputs['actions'].dtype == tf.int32
+    assert outputs['actions'].shape == (batch, config.t_max, height, width)
+    np.testing.assert_allclose(outputs['restored'].numpy(), restored.numpy(),
+                               rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(outputs['actions'].numpy(), actions.numpy())
+    expected_uint8 = np.floor(np.clip(outputs['restored'].numpy(), 0, 1) *
+                              np.float32(255) + np.float32(0.5))
+    np.testing.assert_array_equal(outputs['restored_uint8'].numpy(),
+                                  expected_uint8.astype(np.uint8))
+    seen_actions.update(np.unique(actions.numpy()).tolist())
+    # The uint8 signature is the float one on images / 255.
+    pixels = (images * 255).astype(np.uint8)
+    from_uint8 = serve_uint8(images=tf.constant(pixels))
+    from_float = serve(images=tf.constant(pixels.astype(np.float32) / 255))
+    for key in ('restored', 'restored_uint8', 'actions'):
+      np.testing.assert_array_equal(from_uint8[key].numpy(),
+                                    from_float[key].numpy())
+  assert len(seen_actions) >= 3  # The comparison covers several actions.
+
+
+def test_restore_steps_and_metadata(exports):
+  config, network, result = exports['gru']
+  loaded = tf.saved_model.load(result.model_dir)
+  images = _images((1, 12, 10, 1))
+  steps = loaded.signatures['restore_steps'](images=tf.constant(images))
+  assert steps['images'].shape == (1, T_MAX + 1, 12, 10, 1)
+  np.testing.assert_array_equal(steps['images'][:, 0].numpy(), images)
+  restored = loaded.signatures['serving_default'](images=tf.constant(images))
+  np.testing.assert_array_equal(steps['images'][:, -1].numpy(),
+                                restored['restored'].numpy())
+  metadata = loaded.signatures['metadata']()
+  assert int(metadata['t_max']) == T_MAX
+  assert int(metadata['channels']) == 1
+  assert int(metadata['dependency_radius']) == 18 * T_MAX
+  action_set = config.get_action_set()
+  assert [n.decode() for n in metadata['action_names'].numpy()] == list(
+      action_set.names)
+  np.testing.assert_array_equal(metadata['action_colors'].numpy(),
+                                action_set.colors)
+  with open(os.path.join(result.model_dir, export_lib.MODEL_CONFIG_ASSET)) as f:
+    assert model_io.ModelConfig.from_json(f.read()) == config
+
+
+def test_channel_mismatch_is_an_error(exports):
+  config, network, result = exports['colour']
+  gray = _images((1, 8, 8, 1))
+  with pytest.raises(ValueError, match='3-channel'):
+    restoration_module.greedy_restore(network, config.get_action_set(), gray,
+                                      T_MAX)
+  loaded = tf.saved_model.load(result.model_dir)
+  with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+    loaded.signatures['serving_default'](images=tf.constant(gray))
+  _, gray_network, _ = exports['gru']
+  with pytest.raises(ValueError, match='1-channel'):
+    restoration_module.greedy_restore(
+        gray_network, config.get_action_set(), _images((1, 8, 8, 3)), T_MAX)
+
+
+def _run(args, **kwargs):
+  return subprocess.run(args, capture_output=True, text=True, timeout=120,
+                        check=False, **kwargs)
+
+
+def test_saved_model_cli_show_and_run(exports, tmp_path):
+  config, network, result = exports['gru']
+  shown = _run(['saved_model_cli', 'show', '--dir', result.model_dir, '--all'])
+  assert shown.returncode == 0, shown.stderr
+  for text in ("signature_def['serving_default']", "inputs['images']",
+               "outputs['restored']", "outputs['restored_uint8']",
+               "outputs['actions']", "signature_def['restore_uint8']",
+               'dtype: DT_UINT8', f'shape: (-1, {T_MAX}, -1, -1)',
+               'shape: (-1, -1, -1, 1)'):
+    assert text in shown.stdout
+  images = _images((1, 9, 11, 1))
+  np.save(tmp_path / 'images.npy', images)
+  ran = _run(['saved_model_cli', 'run', '--dir', result.model_dir,
+              '--tag_set', 'serve', '--signature_def', 'serving_default',
+              '--inputs', f'images={tmp_path / "images.npy"}',
+              '--outdir', str(tmp_path / 'out')])
+  assert ran.returncode == 0, ran.stderr
+  assert 'Result for output key restored' in ran.stdout
+  assert 'Result for output key actions' in ran.stdout
+  restored, actions = restoration_module.greedy_restore(
+      network, config.get_action_set(), images, T_MAX)
+  np.testing.assert_allclose(np.load(tmp_path / 'out' / 'restored.npy'),
+                             restored.numpy(), rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(np.load(tmp_path / 'out' / 'actions.npy'),
+                                actions.numpy())
+  # Python literals work with --input_exprs too (saved_model_cli evaluates
+  # only literals, not numpy calls).
+  literal = _run(['saved_model_cli', 'run', '--dir', result.model_dir,
+                  '--tag_set', 'serve', '--signature_def', 'restore_uint8',
+                  '--input_exprs', 'images=[[[[10], [200]], [[30], [90]]]]'])
+  assert literal.returncode == 0, literal.stderr
+  assert 'Result for output key restored_uint8' in literal.stdout
+
+
+_FRESH_PROCESS_SCRIPT = textwrap.dedent("""
+    import importlib.util, sys
+    import numpy as np
+    import tensorflow as tf
+    assert importlib.util.find_spec('pixelrl_tf') is None
+    model_dir, images_path, out_path = sys.argv[1:]
+    loaded = tf.saved_model.load(model_dir)
+    outputs = loaded.signatures['serving_default'](
+        images=tf.constant(np.load(images_path)))
+    np.savez(out_path, **{k: v.numpy() for k, v in outputs.items()})
+    assert not any(name.startswith('pixelrl_tf') for name in sys.modules)
+    """)
+
+
+def test_saved_model_runs_without_the_package(exports, tmp_path):
+  config, network, result = exports['fcn']
+  images = _images((1, 20, 13, 1))
+  np.save(tmp_path / 'images.npy', images)
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  ran = _run([sys.executable, '-c', _FRESH_PROCESS_SCRIPT, result.model_dir,
+              str(tmp_path / 'images.npy'), str(tmp_path / 'out.npz')],
+             cwd=str(tmp_path), env=env)
+  assert ran.returncode == 0, ran.stderr[-2000:]
+  outputs = np.load(tmp_path / 'out.npz')
+  restored, actions = restoration_module.greedy_restore(
+      network, config.get_action_set(), images, T_MAX)
+  np.testing.assert_allclose(outputs['restored'], restored.numpy(), rtol=0,
+                             atol=1e-6)
+  np.testing.assert_array_equal(outputs['actions'], actions.numpy())
+
+
+@pytest.mark.parametrize('variant', ['gru', 'fcn'])
+def test_policy_saver_export_acts_greedily(exports, variant):
+  config, network, result = exports[variant]
+  assert result.policy_dir.endswith(
+      os.path.join(variant + export_lib.POLICY_SUFFIX, '1'))
+  policy = tf.saved_model.load(result.policy_dir)
+  assert {'action', 'get_initial_state'} <= set(policy.signatures)
+  action_fn = policy.signatures['action']
+  action_set = config.get_action_set()
+  batch, height, width = 2, 9, 11
+  images = _images((batch, height, width, 1))
+  _, expected = restoration_module.greedy_restore(network, action_set, images,
+                                                  T_MAX)
+  state = policy.signatures['get_initial_state'](
+      batch_size=tf.constant(batch))
+  assert len(state) == (1 if config.use_conv_gru else 0)
+  observation = tf.constant(images)
+  for step in range(T_MAX):
+    step_type = ts.StepType.FIRST if step == 0 else ts.StepType.MID
+    inputs = {
+        '0/step_type': tf.fill([batch], tf.constant(step_type, tf.int32)),
+        '0/reward': tf.zeros([batch, height, width]),
+        '0/discount': tf.ones([batch]),
+        '0/observation': observation,
+    }
+    if config.use_conv_gru:
+      inputs['1'] = next(iter(state.values()))
+    outputs = action_fn(**inputs)
+    assert outputs['action'].shape == (batch, height, width)
+    np.testing.assert_array_equal(outputs['action'].numpy(),
+                                  expected[:, step].numpy())
+    observation = action_set.apply(observation, outputs['action'])
+    state = {'state': outputs['state']} if config.use_conv_gru else {}
+
+
+def test_versions_count_up_and_are_never_overwritten(exports, tmp_path):
+  _, _, result = exports['gru']
+  export_base = os.path.dirname(os.path.dirname(result.model_dir))
+  run_dir = os.path.join(os.path.dirname(export_base), 'runs', 'gru')
+  exported = _run([sys.executable, '-m', 'pixelrl_tf.export',
+                   f'--root_dir={run_dir}', f'--export_base={export_base}',
+                   '--model_name=gru'], cwd=PROJECT_ROOT)
+  assert exported.returncode == 0, exported.stderr[-2000:]
+  assert 'exported version 2' in exported.stdout
+  for name in ('gru', 'gru' + export_lib.POLICY_SUFFIX):
+    assert sorted(os.listdir(os.path.join(export_base, name))) == ['1', '2']
+  refused = _run([sys.executable, '-m', 'pixelrl_tf.export',
+                  f'--root_dir={run_dir}', f'--export_base={export_base}',
+                  '--model_name=gru', '--version=1'], cwd=PROJECT_ROOT)
+  assert refused.returncode != 0
+  assert refused.stderr.strip().count('\n') == 0
+  assert 'already exists' in refused.stderr
+  with pytest.raises(FileExistsError):
+    export_lib.export_model(run_dir, export_base, 'gru', version=2)
+  with pytest.raises(ValueError):
+    export_lib.export_model(run_dir, export_base, '../escape')
+  os.makedirs(os.path.join(export_base, 'gru' + export_lib.POLICY_SUFFIX, '7'))
+  os.makedirs(os.path.join(export_base, 'gru', 'not_a_version'))
+  assert export_lib.next_version(
+      os.path.join(export_base, 'gru'),
+      os.path.join(export_base, 'gru' + export_lib.POLICY_SUFFIX)) == 8
+  assert export_lib.next_version(str(tmp_path / 'absent')) == 1
+
+
+def _load_client():
+  spec = importlib.util.spec_from_file_location(
+      'serving_client', os.path.join(PROJECT_ROOT, 'examples',
+                                     'serving_client.py'))
+  client = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(client)
+  return client
+
+
+class _FakeServing(http.server.BaseHTTPRequestHandler):
+  """Answers `:predict` like TF Serving's REST API (row format)."""
+
+  loaded = None
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+    signature = self.loaded.signatures[body.get('signature_name',
+                                                'serving_default')]
+    spec = signature.structured_input_signature[1]['images']
+    outputs = signature(images=tf.constant(body['instances'], spec.dtype))
+    predictions = [{key: value[i].numpy().tolist()
+                    for key, value in outputs.items()}
+                   for i in range(len(body['instances']))]
+    data = json.dumps({'predictions': predictions}).encode()
+    self.send_response(200)
+    self.send_header('Content-Type', 'application/json')
+    self.send_header('Content-Length', str(len(data)))
+    self.end_headers()
+    self.wfile.write(data)
+
+  def log_message(self, *args):
+    del args
+
+
+def test_serving_client_request_and_response(exports):
+  config, network, result = exports['colour']
+  client = _load_client()
+  images = _images((6, 7, 3))
+  loaded = tf.saved_model.load(result.model_dir)
+  handler = type('Handler', (_FakeServing,), {'loaded': loaded})
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    url = f'http://127.0.0.1:{server.server_address[1]}'
+    body = client.build_request(images, 'serving_default')
+    assert body['signature_name'] == 'serving_default'
+    json.dumps(body)
+    restored_uint8, restored, actions = client.decode_response(
+        client.predict(url, 'colour', body, version=1))
+    direct = loaded.signatures['serving_default'](
+        images=tf.constant(images[None]))
+    np.testing.assert_array_equal(restored, direct['restored'].numpy()[0])
+    np.testing.assert_array_equal(actions, direct['actions'].numpy()[0])
+    np.testing.assert_array_equal(restored_uint8,
+                                  direct['restored_uint8'].numpy()[0])
+    pixels = (images * 255).astype(np.uint8)
+    body = client.build_request(pixels, 'restore_uint8')
+    restored_uint8, _, _ = client.decode_response(
+        client.predict(url, 'colour', body))
+    direct = loaded.signatures['restore_uint8'](
+        images=tf.constant(pixels[None]))
+    np.testing.assert_array_equal(restored_uint8,
+                                  direct['restored_uint8'].numpy()[0])
+  finally:
+    server.shutdown()
+    server.server_close()
+  dry_run = _run([sys.executable, os.path.join('examples', 'serving_client.py'),
+                  '--random=3x4', '--dry_run'], cwd=PROJECT_ROOT)
+  assert dry_run.returncode == 0, dry_run.stderr
+  request = json.loads(dry_run.stdout)
+  assert request['signature_name'] == 'serving_default'
+  assert np.asarray(request['instances']).shape == (1, 3, 4, 1)
+
+
+def test_a_failed_save_leaves_no_version(exports, tmp_path, monkeypatch):
+  _, _, result = exports['fcn']
+  run_dir = os.path.join(os.path.dirname(os.path.dirname(
+      os.path.dirname(result.model_dir))), 'runs', 'fcn')
+
+  def failing_save(*args):
+    del args
+    raise OSError('disk full')
+
+  monkeypatch.setattr(export_lib, '_save_policy', failing_save)
+  with pytest.raises(OSError, match='disk full'):
+    export_lib.export_model(run_dir, str(tmp_path), 'fcn')
+  # The restoration model was written, but neither version appeared and no
+  # temporary folder is left behind.
+  assert os.listdir(tmp_path / 'fcn') == []
+  assert os.listdir(tmp_path / ('fcn' + export_lib.POLICY_SUFFIX)) == []
+
+
+def test_export_of_imported_released_weights(tmp_path):
+  npz = shared_data_path('official_weights', 'denoise_with_convGRU',
+                         'pretrained_25.npz')
+  config, _ = import_weights_lib.import_npz(str(npz), str(tmp_path / 'run'))
+  result = export_lib.export_model(str(tmp_path / 'run'),
+                                   str(tmp_path / 'models'), 'official')
+  loaded = tf.saved_model.load(result.model_dir)
+  clean = np.tile(np.linspace(0.2, 0.8, 30, dtype=np.float32), (24, 1))
+  noisy = clean + np.random.default_rng(0).normal(
+      0, 25 / 255, clean.shape).astype(np.float32)
+  outputs = loaded.signatures['serving_default'](
+      images=tf.constant(noisy[None, ..., None]))
+  _, network, _ = model_io.load_model(str(tmp_path / 'run'))
+  restored, actions = restoration_module.greedy_restore(
+      network, config.get_action_set(), noisy[None, ..., None], config.t_max)
+  np.testing.assert_allclose(outputs['restored'].numpy(), restored.numpy(),
+                             rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(outputs['actions'].numpy(), actions.numpy())
+  # The released denoiser does denoise.
+  error_before = np.abs(noisy - clean).mean()
+  error_after = np.abs(outputs['restored'].numpy()[0, ..., 0] - clean).mean()
+  assert error_after < 0.7 * error_before
