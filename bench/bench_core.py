@@ -78,9 +78,10 @@ def bench_episode(batch_size, repeats, filters=64):
                                    T_MAX, T_MAX, seed=0, gamma=0.95)
   shape = [batch_size, CROP, CROP, 1]
   run = tf.function(runner.run, input_signature=[
-      tf.TensorSpec(shape, tf.float32), tf.TensorSpec([], tf.int64)])
+      tf.TensorSpec(shape, tf.float32), tf.TensorSpec(shape, tf.float32),
+      tf.TensorSpec([], tf.int64)])
   clean = tf.random.uniform(shape, seed=1)
-  total = _median_seconds(lambda: run(clean, tf.constant(0, tf.int64))
+  total = _median_seconds(lambda: run(clean, clean, tf.constant(0, tf.int64))
                           ['loss'].numpy(), repeats)
   environment = _environment_fn(action_set, shape)
   env_time = _median_seconds(lambda: environment(clean, clean).numpy(),

@@ -204,10 +204,12 @@ def _full_graph_gradients(agent, net, experience, gamma, beta, vcoef,
   return loss, tape.gradient(loss, variables)
 
 
-@pytest.mark.parametrize('use_rmc,policy_gradient_to_w',
-                         [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize('use_rmc,policy_gradient_to_w,max_update_batch',
+                         [(False, False, None), (True, False, None),
+                          (True, True, None), (True, False, 1),
+                          (False, False, 2)])
 def test_stepwise_update_equals_the_full_graph_gradient(
-    use_rmc, policy_gradient_to_w):
+    use_rmc, policy_gradient_to_w, max_update_batch):
   tf.random.set_seed(3)
   time_step_spec, action_spec = _specs(9, 8, 1, 9)
   net = fcn_actor_critic.FcnActorCritic(
@@ -215,14 +217,15 @@ def test_stepwise_update_equals_the_full_graph_gradient(
   agent = pixel_a2c_agent.PixelA2CAgent(
       time_step_spec, action_spec, net, tf.keras.optimizers.SGD(1.0),
       use_reward_map_conv=use_rmc, reward_map_size=5,
-      reward_map_policy_gradient=policy_gradient_to_w)
+      reward_map_policy_gradient=policy_gradient_to_w,
+      max_update_batch=max_update_batch)
   if use_rmc:
     agent.reward_map.kernel.assign(
         tf.random.uniform([5, 5, 1, 1], -0.3, 0.6, seed=4))
   rng = np.random.default_rng(0)
-  obs = [rng.uniform(size=(2, 9, 8, 1)).astype(np.float32) for _ in range(4)]
-  actions = [rng.integers(0, 9, size=(2, 9, 8)) for _ in range(3)]
-  rewards = [rng.normal(size=(2, 9, 8)).astype(np.float32) for _ in range(3)]
+  obs = [rng.uniform(size=(3, 9, 8, 1)).astype(np.float32) for _ in range(4)]
+  actions = [rng.integers(0, 9, size=(3, 9, 8)) for _ in range(3)]
+  rewards = [rng.normal(size=(3, 9, 8)).astype(np.float32) for _ in range(3)]
   experience = _experience(obs, actions, rewards)
   loss, want = _full_graph_gradients(
       agent, net, experience, 0.95, 0.01, 0.5,

@@ -25,8 +25,9 @@ Differences from a textbook `TFAgent` / A2C, all taken from the reference code:
   gradient to `w`, as eq. (17) and Algorithm 1 of the paper write it;
 - the ConvGRU state is carried through the sequence without
   back-propagation through time; the update therefore runs step by step
-  (gradients accumulated per step), which keeps memory at one step's
-  activations whatever the window length.
+  (gradients accumulated per step, and per slice of `max_update_batch`
+  images), which keeps memory at one step's activations of one slice
+  whatever the window length and batch size.
 """
 
 import collections
@@ -85,7 +86,8 @@ class PixelA2CAgent(tf_agent.TFAgent):
   def __init__(self, time_step_spec, action_spec, actor_critic_network,
                optimizer, gamma=0.95, entropy_coef=0.01, value_loss_coef=0.5,
                use_reward_map_conv=False, reward_map_size=33,
-               reward_map_policy_gradient=False, debug_summaries=False,
+               reward_map_policy_gradient=False, max_update_batch=32,
+               debug_summaries=False,
                summarize_grads_and_vars=False, train_step_counter=None,
                name='PixelA2CAgent'):
     """Creates the agent.
@@ -106,6 +108,9 @@ class PixelA2CAgent(tf_agent.TFAgent):
       reward_map_size: odd RMC kernel size (33 = receptive field).
       reward_map_policy_gradient: also train `w` through the policy loss
         (paper eq. 17); False is the reference code's behaviour.
+      max_update_batch: the update runs on slices of at most this many
+        images and accumulates their gradients (the same gradient as the
+        whole batch at once, in a fraction of the memory); None: no slicing.
       debug_summaries: emit extra summaries.
       summarize_grads_and_vars: emit gradient and variable summaries.
       train_step_counter: optional counter incremented per update.
@@ -118,6 +123,7 @@ class PixelA2CAgent(tf_agent.TFAgent):
     self._entropy_coef = entropy_coef
     self._value_loss_coef = value_loss_coef
     self._reward_map_policy_gradient = reward_map_policy_gradient
+    self._max_update_batch = max_update_batch
     self._reward_map = (reward_map.RewardMapConv(reward_map_size)
                         if use_reward_map_conv else None)
     actor_critic_network.create_variables()
@@ -154,6 +160,14 @@ class PixelA2CAgent(tf_agent.TFAgent):
 
   def _initialize(self):
     return tf.no_op()
+
+  def _batch_chunks(self, batch_size):
+    """Slices of the batch whose gradients are accumulated one at a time."""
+    if (self._max_update_batch is None or batch_size is None or
+        batch_size <= self._max_update_batch):
+      return [None]
+    return [slice(start, min(start + self._max_update_batch, batch_size))
+            for start in range(0, batch_size, self._max_update_batch)]
 
   def _returns(self, rewards, bootstrap_values):
     return returns_lib.n_step_returns(rewards, bootstrap_values, self._gamma,
@@ -234,34 +248,54 @@ class PixelA2CAgent(tf_agent.TFAgent):
       network = self._actor_critic_network
       network_variables = network.trainable_variables
       accumulated = [tf.zeros_like(v) for v in network_variables]
-      state = initial_network_state
-      if state is None:
-        state = network.get_initial_state(tf.shape(actions)[1])
+      batch_size = actions.shape[1]
+      if initial_network_state is None:
+        initial_network_state = network.get_initial_state(
+            batch_size if batch_size is not None else tf.shape(actions)[1])
+      chunks = self._batch_chunks(batch_size)
       totals = collections.defaultdict(lambda: tf.constant(0.0))
-      value_maps, log_prob_maps = [], []
-      for k in range(num_steps):
-        with tf.GradientTape() as tape:
-          (logits, values), state = network(
-              observations[k], step_type=step_types[k], network_state=state,
-              training=True)
-          policy, entropy_term, value, entropy = step_loss_terms(
-              logits, values, actions[k], step_returns[k],
-              self._entropy_coef, self._value_loss_coef)
-          step_loss = tf.reduce_mean(policy + entropy_term + value)
-        if apply_gradients:
-          grads = tape.gradient(step_loss, network_variables)
-          accumulated = [a if g is None else a + g
-                         for a, g in zip(accumulated, grads)]
-        totals['policy'] += tf.reduce_mean(policy)
-        totals['entropy_term'] += tf.reduce_mean(entropy_term)
-        totals['value'] += tf.reduce_mean(value)
-        totals['entropy'] += tf.reduce_mean(entropy) / num_steps
-        totals['return'] += tf.reduce_mean(step_returns[k]) / num_steps
-        value_maps.append(tf.stop_gradient(values))
-        taken = tf.reduce_sum(
-            tf.nn.log_softmax(logits) * tf.one_hot(
-                actions[k], tf.shape(logits)[-1]), axis=-1)
-        log_prob_maps.append(tf.stop_gradient(taken))
+      value_maps = [[] for _ in range(num_steps)]
+      log_prob_maps = [[] for _ in range(num_steps)]
+      # In a graph nothing orders a step's forward pass after the previous
+      # step's backward pass, and the executor would keep every step's
+      # activations alive at once; chaining each step on the gradients so
+      # far keeps one (chunk, step)'s activations in memory.
+      previous = [step_returns]
+      for chunk in chunks:
+        weight = 1.0 if chunk is None else (
+            (chunk.stop - chunk.start) / batch_size)
+        take = (lambda x: x) if chunk is None else (lambda x, c=chunk: x[c])
+        state = tf.nest.map_structure(take, initial_network_state)
+        for k in range(num_steps):
+          with tf.control_dependencies(previous):
+            observation = tf.identity(take(observations[k]))
+          with tf.GradientTape() as tape:
+            (logits, values), state = network(
+                observation, step_type=take(step_types[k]),
+                network_state=state, training=True)
+            policy, entropy_term, value, entropy = step_loss_terms(
+                logits, values, take(actions[k]), take(step_returns[k]),
+                self._entropy_coef, self._value_loss_coef)
+            step_loss = weight * tf.reduce_mean(policy + entropy_term + value)
+          if apply_gradients:
+            grads = tape.gradient(step_loss, network_variables)
+            accumulated = [a if g is None else a + g
+                           for a, g in zip(accumulated, grads)]
+            previous = accumulated
+          else:
+            previous = [step_loss]
+          totals['policy'] += weight * tf.reduce_mean(policy)
+          totals['entropy_term'] += weight * tf.reduce_mean(entropy_term)
+          totals['value'] += weight * tf.reduce_mean(value)
+          totals['entropy'] += weight * tf.reduce_mean(entropy) / num_steps
+          value_maps[k].append(tf.stop_gradient(values))
+          taken = tf.reduce_sum(
+              tf.nn.log_softmax(logits) * tf.one_hot(
+                  take(actions[k]), tf.shape(logits)[-1]), axis=-1)
+          log_prob_maps[k].append(tf.stop_gradient(taken))
+      totals['return'] = tf.reduce_mean(step_returns)
+      value_maps = [tf.concat(maps, axis=0) for maps in value_maps]
+      log_prob_maps = [tf.concat(maps, axis=0) for maps in log_prob_maps]
 
       grads_and_vars = list(zip(accumulated, network_variables))
       if self._reward_map is not None:
