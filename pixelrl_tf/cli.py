@@ -1,5 +1,6 @@
 """Shared plumbing of the command-line entry points: gin and one-line errors."""
 
+import logging as std_logging
 import os
 import sys
 
@@ -18,14 +19,17 @@ def parse_gin(gin_files, gin_bindings):
       raise FileNotFoundError(f'gin file {path} does not exist')
     gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
   verbosity = logging.get_verbosity()
-  # gin logs every place it looks for an included file; keep only errors
-  # that it raises.
+  root_level = std_logging.getLogger().level
+  # gin logs every place it looks for an included file; keep only the
+  # errors it raises.
   logging.set_verbosity(logging.FATAL)
+  std_logging.getLogger().setLevel(std_logging.CRITICAL)
   try:
     gin.parse_config_files_and_bindings(
         gin_files or [], gin_bindings or [], skip_unknown=False)
   finally:
     logging.set_verbosity(verbosity)
+    std_logging.getLogger().setLevel(root_level)
 
 
 def first_line(error):

@@ -2,7 +2,9 @@
 
 The functions write TF2 `tf.summary` records to the default writer (wrap the
 calls in `with writer.as_default():`) at an explicit `step`, and run eagerly:
-pictures are drawn with numpy and OpenCV (`action_maps`).
+pictures are drawn with numpy and OpenCV (`action_maps`). `read_scalars`
+reads the scalars of a run back from its event files (for notebooks and
+reports).
 
 Tags:
   * `Images/<prefix>/input`, `Images/<prefix>/output_t<k>`: the input (noisy)
@@ -20,7 +22,8 @@ number of actions. Episodes are time-major: images `[T + 1, B, H, W, C]`
 (the input then the output after each step), action maps `[T, B, H, W]`.
 """
 
-from typing import Mapping, Optional, Sequence
+import os
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -44,6 +47,39 @@ def write_scalars(scalars: Mapping[str, float], step: int,
   """
   for tag, value in scalars.items():
     tf.summary.scalar(f'{prefix}{tag}', float(value), step=step)
+
+
+def read_scalars(log_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+  """Reads back the scalar summaries of a TensorBoard log folder.
+
+  Reads every `events.out.tfevents.*` file directly in `log_dir` (e.g. a
+  run's `train/` or `eval/` folder) in name order, that is in the order they
+  were written; when a step was written twice (a resumed run) the later
+  value wins. Image and other non-scalar summaries are skipped.
+
+  Args:
+    log_dir: the folder of the event files.
+
+  Returns:
+    tag -> `(steps, values)`: int64 `[N]` steps in increasing order and their
+    float64 `[N]` values. Empty if the folder holds no event file.
+  """
+  by_tag = {}
+  pattern = os.path.join(os.fspath(log_dir), 'events.out.tfevents.*')
+  for path in sorted(tf.io.gfile.glob(pattern)):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.HasField('simple_value'):
+          number = value.simple_value
+        elif value.metadata.plugin_data.plugin_name == 'scalars':
+          number = tf.make_ndarray(value.tensor)
+        else:
+          continue
+        by_tag.setdefault(value.tag, {})[int(event.step)] = float(number)
+  return {tag: (np.array(sorted(steps), np.int64),
+                np.array([steps[s] for s in sorted(steps)], np.float64))
+          for tag, steps in by_tag.items()}
 
 
 def action_fractions(action_maps, num_actions: int) -> np.ndarray:
