@@ -6,7 +6,8 @@ Measures, with the 64-channel ConvGRU network and the 9 denoising actions:
   * a training episode (t_max 5, 70x70 crops: collect + one update, the
     environment included) at batch 8, 16 and 64, split into network and
     environment time (the environment part is the 5 filter steps and
-    rewards timed alone; network = total - environment);
+    rewards timed alone; network = total - environment), and into
+    collection (the 5 sampled steps alone) and the update (the rest);
   * a 481x321 greedy 5-step restoration, split the same way;
   * the peak resident memory of a process that runs batch-64 episodes.
 Each figure is the median over repeats after one warm-up (tracing) call.
@@ -73,20 +74,25 @@ def bench_episode(batch_size, repeats, filters=64):
       (CROP, CROP, 1), action_set.num_actions)
   agent = pixel_a2c_agent.PixelA2CAgent(time_step_spec, action_spec, network,
                                         optimizer)
-  runner = train_lib.EpisodeRunner(agent, action_set,
-                                   noise_lib.parse_noise('gaussian:25'),
-                                   T_MAX, T_MAX, seed=0, gamma=0.95)
   shape = [batch_size, CROP, CROP, 1]
-  run = tf.function(runner.run, input_signature=[
-      tf.TensorSpec(shape, tf.float32), tf.TensorSpec(shape, tf.float32),
-      tf.TensorSpec([], tf.int64)])
+  signature = [tf.TensorSpec(shape, tf.float32),
+               tf.TensorSpec(shape, tf.float32), tf.TensorSpec([], tf.int64)]
   clean = tf.random.uniform(shape, seed=1)
-  total = _median_seconds(lambda: run(clean, clean, tf.constant(0, tf.int64))
-                          ['loss'].numpy(), repeats)
+  timings = {}
+  for update in (True, False):
+    runner = train_lib.EpisodeRunner(
+        agent, action_set, noise_lib.parse_noise('gaussian:25'), T_MAX, T_MAX,
+        seed=0, gamma=0.95, update=update)
+    run = tf.function(runner.run, input_signature=signature)
+    timings[update] = _median_seconds(
+        lambda: run(clean, clean, tf.constant(0, tf.int64))[
+            'episode_reward'].numpy(), repeats)
+  total, collect = timings[True], timings[False]
   environment = _environment_fn(action_set, shape)
   env_time = _median_seconds(lambda: environment(clean, clean).numpy(),
                              repeats)
-  return {'batch': batch_size, 'episode_s': total, 'environment_s': env_time,
+  return {'batch': batch_size, 'episode_s': total, 'collect_s': collect,
+          'update_s': total - collect, 'environment_s': env_time,
           'network_s': total - env_time}
 
 
@@ -138,15 +144,18 @@ def main():
   }
   if not args.skip_memory:
     results['peak_rss_gb_batch64'] = peak_rss_gb(64)
-  print(f'{"what":<36}{"total s":>10}{"network s":>12}{"env s":>10}')
+  header = (f'{"what":<36}{"total s":>9}{"network s":>11}{"env s":>8}'
+            f'{"collect s":>11}{"update s":>10}')
+  print(header)
   for row in results['episodes']:
     print(f'{"train episode, batch " + str(row["batch"]) + ", 70x70, T=5":<36}'
-          f'{row["episode_s"]:>10.2f}{row["network_s"]:>12.2f}'
-          f'{row["environment_s"]:>10.2f}')
+          f'{row["episode_s"]:>9.2f}{row["network_s"]:>11.2f}'
+          f'{row["environment_s"]:>8.2f}{row["collect_s"]:>11.2f}'
+          f'{row["update_s"]:>10.2f}')
   row = results['restore']
   print(f'{"greedy restore " + row["size"] + ", T=5":<36}'
-        f'{row["restore_s"]:>10.2f}{row["network_s"]:>12.2f}'
-        f'{row["environment_s"]:>10.2f}')
+        f'{row["restore_s"]:>9.2f}{row["network_s"]:>11.2f}'
+        f'{row["environment_s"]:>8.2f}')
   if 'peak_rss_gb_batch64' in results:
     print(f'peak RSS, batch 64 episodes: '
           f'{results["peak_rss_gb_batch64"]:.2f} GB')

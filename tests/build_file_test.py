@@ -993,3 +993,13 @@ def test_a_main_is_found_by_its_guard():
   assert target_name(f'{PACKAGE}/data/__init__.py', 'py_library') == (
       'data_init')
   assert target_name('tests/conftest.py', 'py_library') == 'tests_conftest'
+
+
+if __name__ == '__main__':
+  import sys  # pylint: disable=g-import-not-at-top
+  if sys.argv[1:] != ['--write']:
+    sys.exit('usage: python tests/build_file_test.py --write')
+  build_path = PROJECT_ROOT / 'BUILD'
+  header = build_path.read_text().split('\n\n', 1)[0] + '\n\n'
+  build_path.write_text(header + render_build())
+  print(f'rewrote {build_path}')

@@ -104,7 +104,8 @@ class EpisodeRunner(tf.Module):
   """Runs one training episode (rollout + updates) in a `tf.function`."""
 
   def __init__(self, agent, action_set, noise_model, t_max, update_interval,
-               seed, gamma, reward_fn=pixel_env.squared_error_decrease):
+               seed, gamma, reward_fn=pixel_env.squared_error_decrease,
+               update=True):
     super().__init__(name='episode_runner')
     if t_max % update_interval:
       raise ValueError(f't_max ({t_max}) must be a multiple of '
@@ -118,6 +119,9 @@ class EpisodeRunner(tf.Module):
     self._seed = int(seed)
     self._gamma = gamma
     self._reward_fn = reward_fn
+    # update=False only collects (used to time collection apart from
+    # the update).
+    self._update = update
 
   def _seeds(self, episode):
     """Stateless seeds `[t_max + 1, 2]`: noise, then one per step."""
@@ -174,6 +178,8 @@ class EpisodeRunner(tf.Module):
       experience = _stack_window(
           observations, actions, rewards, first_step=(window == 0),
           ends_episode=(window == num_windows - 1))
+      if not self._update:
+        continue
       loss_info = self._agent.train_window(experience, window_state)
       totals['loss'] += loss_info.loss
       totals['policy_loss'] += loss_info.extra.policy_loss
