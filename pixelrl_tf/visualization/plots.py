@@ -51,7 +51,7 @@ def line_chart(series: Mapping[str, Sequence[float]], x_values=None,
   x_values = np.arange(1, length + 1) if x_values is None else np.asarray(
       x_values, np.float64)
   canvas = np.full((height, width, 3), 255, np.uint8)
-  left, right, top, bottom = 70, 20, 40, 60
+  left, right, top, bottom = 70, 20, (56 if title else 40), 60
   plot_w, plot_h = width - left - right, height - top - bottom
   finite = np.concatenate([v[np.isfinite(v)] for v in values])
   low, high = (float(finite.min()), float(finite.max())) if finite.size else (
@@ -96,7 +96,7 @@ def line_chart(series: Mapping[str, Sequence[float]], x_values=None,
   (tw, _), _ = cv2.getTextSize(x_label, _FONT, 0.45, 1)
   cv2.putText(canvas, x_label, (left + (plot_w - tw) // 2, height - 15),
               _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-  cv2.putText(canvas, y_label, (5, top - 12), _FONT, 0.45, (0, 0, 0), 1,
+  cv2.putText(canvas, y_label, (5, top - 10), _FONT, 0.45, (0, 0, 0), 1,
               cv2.LINE_AA)
   if title:
     (tw, _), _ = cv2.getTextSize(title, _FONT, 0.5, 1)
