@@ -11,6 +11,9 @@ divided by 255 as in the reference code:
 
     r_t = 255 * ((I - s_t)^2 - (I - s_{t+1})^2)        (images on 0..1)
 
+Colour enhancement uses `'lab_distance'` (eq. 21) instead, see
+`lab_distance_decrease`.
+
 Images are never clipped inside an episode. The step itself is TF ops
 (`transition`), shared with in-graph rollouts and the exported model.
 """
@@ -22,6 +25,7 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from pixelrl_tf.filters import action_set as action_set_lib
+from pixelrl_tf.filters import color_ops
 
 
 def squared_error_decrease(targets, images, next_images):
@@ -31,7 +35,33 @@ def squared_error_decrease(targets, images, next_images):
   return 255.0 * (before - after)
 
 
-REWARD_FUNCTIONS = {'squared_error': squared_error_decrease}
+def lab_distance_decrease(targets, images, next_images):
+  """`[B,H,W]` colour reward, eq. (21) of the paper.
+
+  `r = ||Lab(I) - Lab(s_t)||_2 - ||Lab(I) - Lab(s_{t+1})||_2` per pixel, in
+  raw CIE Lab units (no 255 factor), with OpenCV's float BGR->Lab conversion
+  (`color_ops.bgr_to_lab`, which clips its input to [0, 1]) on unclipped
+  states, as the reference colour code computes it.
+
+  Args:
+    targets: `[B,H,W,3]` BGR targets `I`.
+    images: `[B,H,W,3]` BGR states `s_t`.
+    next_images: `[B,H,W,3]` BGR states `s_{t+1}`.
+
+  Returns:
+    float32 `[B,H,W]`.
+  """
+  target_lab = color_ops.bgr_to_lab(targets)
+
+  def distance(states):
+    difference = target_lab - color_ops.bgr_to_lab(states)
+    return tf.sqrt(tf.reduce_sum(tf.square(difference), axis=-1))
+
+  return distance(images) - distance(next_images)
+
+
+REWARD_FUNCTIONS = {'squared_error': squared_error_decrease,
+                    'lab_distance': lab_distance_decrease}
 
 
 def get_reward_fn(name):

@@ -14,9 +14,11 @@ import dataclasses
 import functools
 from typing import Callable, Iterator, Sequence, Tuple
 
+import gin
 import numpy as np
 import tensorflow as tf
 
+from pixelrl_tf.filters import color_ops
 from pixelrl_tf.filters import image_ops
 
 ImageFn = Callable[[tf.Tensor], tf.Tensor]
@@ -195,7 +197,89 @@ def apply_action_map(images: tf.Tensor, actions: tf.Tensor,
   return action_set.apply(images, actions)
 
 
-_ACTION_SETS = {'denoise': DENOISE_ACTIONS}
+def _color_actions(saturation_fn, brightness_fns, saturation_name,
+                   brightness_names):
+  """The 13 colour actions of Table VII, in the released code's order."""
+  down, up = color_ops.FACTOR_DOWN, color_ops.FACTOR_UP
+
+  def scaled(name, fn, factor, color):
+    return Action(name, functools.partial(fn, factor=factor), color)
+
+  def channels(name, pair, factor, color):
+    return Action(name, functools.partial(
+        color_ops.scale_channels, channels=pair, factor=factor), color)
+
+  return ActionSet([
+      Action('do_nothing', tf.identity, (0, 0, 0)),
+      scaled('contrast_x0.95', color_ops.contrast, down, (31, 119, 180)),
+      scaled('contrast_x1.05', color_ops.contrast, up, (174, 199, 232)),
+      scaled(f'{saturation_name}_x0.95', saturation_fn, down,
+             (148, 103, 189)),
+      scaled(f'{saturation_name}_x1.05', saturation_fn, up, (197, 176, 213)),
+      Action(brightness_names[0], brightness_fns[0], (255, 127, 14)),
+      Action(brightness_names[1], brightness_fns[1], (255, 187, 120)),
+      channels('red_green_x0.95', color_ops.RED_AND_GREEN, down,
+               (214, 39, 40)),
+      channels('red_green_x1.05', color_ops.RED_AND_GREEN, up,
+               (255, 152, 150)),
+      channels('green_blue_x0.95', color_ops.GREEN_AND_BLUE, down,
+               (44, 160, 44)),
+      channels('green_blue_x1.05', color_ops.GREEN_AND_BLUE, up,
+               (152, 223, 138)),
+      channels('red_blue_x0.95', color_ops.RED_AND_BLUE, down,
+               (188, 189, 34)),
+      channels('red_blue_x1.05', color_ops.RED_AND_BLUE, up,
+               (219, 219, 141)),
+  ])
+
+
+# Local colour enhancement (Table VII) on float BGR images, as the paper
+# defines the actions: contrast about mid grey, HSV saturation and
+# multiplicative brightness (see `color_ops`).
+COLOR_ACTIONS = _color_actions(
+    color_ops.saturation,
+    (functools.partial(color_ops.brightness, factor=color_ops.FACTOR_DOWN),
+     functools.partial(color_ops.brightness, factor=color_ops.FACTOR_UP)),
+    'saturation', ('brightness_x0.95', 'brightness_x1.05'))
+
+# The same table as the released colour code computes it: saturation scales
+# HSV image row 1 (a near no-op) and brightness adds -/+0.025.
+COLOR_REFERENCE_ACTIONS = _color_actions(
+    color_ops.reference_saturation,
+    (functools.partial(color_ops.reference_brightness,
+                       step=-color_ops.REFERENCE_BRIGHTNESS_STEP),
+     functools.partial(color_ops.reference_brightness,
+                       step=color_ops.REFERENCE_BRIGHTNESS_STEP)),
+    'saturation_row1', ('brightness_-0.025', 'brightness_+0.025'))
+
+COLOR = 'color'
+COLOR_REFERENCE = 'color_reference'
+# Action sets whose images are BGR colour (3 channels).
+COLOR_ACTION_SETS = (COLOR, COLOR_REFERENCE)
+
+_ACTION_SETS = {'denoise': DENOISE_ACTIONS, COLOR: COLOR_ACTIONS,
+                COLOR_REFERENCE: COLOR_REFERENCE_ACTIONS}
+
+
+@gin.configurable(module='pixelrl_tf.filters')
+def color_action_set(reference_code_actions=False):
+  """Name of the colour action set: the paper's or the released code's.
+
+  Used in configs as `train.action_set = @color_action_set()`.
+
+  Args:
+    reference_code_actions: True for `'color_reference'` (the released
+      code's saturation and brightness), False for `'color'`.
+
+  Returns:
+    `'color'` or `'color_reference'`.
+  """
+  return COLOR_REFERENCE if reference_code_actions else COLOR
+
+
+def is_color_action_set(name):
+  """Whether the action set `name` works on 3-channel BGR images."""
+  return name in COLOR_ACTION_SETS
 
 
 def get_action_set(name: str) -> ActionSet:

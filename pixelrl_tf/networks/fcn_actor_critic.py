@@ -46,7 +46,8 @@ class FcnActorCritic(network.Network):
   """Per-pixel policy logits and values, with an optional ConvGRU state."""
 
   def __init__(self, input_tensor_spec, num_actions, filters=64,
-               use_conv_gru=True, name='FcnActorCritic'):
+               use_conv_gru=True, name='FcnActorCritic',
+               preprocessing_fn=None):
     """Creates the network.
 
     Args:
@@ -57,6 +58,10 @@ class FcnActorCritic(network.Network):
       use_conv_gru: insert the ConvGRU before the policy head (the paper's
         "+convGRU"); False gives the plain FCN.
       name: name of the network (prefix of its variables).
+      preprocessing_fn: optional TF function `[B,H,W,C] -> [B,H,W,C]`
+        applied to the observation before conv1, without variables (e.g.
+        the colour models' BGR -> scaled Lab conversion); None feeds the
+        observation as it is.
     """
     state_spec = (tf.TensorSpec([None, None, filters], tf.float32)
                   if use_conv_gru else ())
@@ -65,6 +70,7 @@ class FcnActorCritic(network.Network):
     self._num_actions = num_actions
     self._filters = filters
     self._use_conv_gru = use_conv_gru
+    self._preprocessing_fn = preprocessing_fn
     self._trunk = [_conv(n, filters, d) for n, d in _TRUNK]
     self._policy_branch = [_conv(n, filters, d) for n, d in _POLICY_BRANCH]
     self._value_branch = [_conv(n, filters, d) for n, d in _VALUE_BRANCH]
@@ -117,7 +123,8 @@ class FcnActorCritic(network.Network):
     """Runs one step.
 
     Args:
-      observation: `[B,H,W,C]` float32 current images.
+      observation: `[B,H,W,C]` float32 current images (passed through
+        `preprocessing_fn` first, when there is one).
       step_type: optional `[B]` step types; the GRU state of `FIRST` steps is
         reset to zeros.
       network_state: the GRU state `[B,H,W,F]` (or broadcastable, e.g. the
@@ -130,6 +137,8 @@ class FcnActorCritic(network.Network):
     """
     del training
     features = observation
+    if self._preprocessing_fn is not None:
+      features = self._preprocessing_fn(features)
     for layer in self._trunk:
       features = layer(features)
     policy_features = features

@@ -21,10 +21,16 @@ import tensorflow as tf
 
 from pixelrl_tf.agents import reward_map as reward_map_lib
 from pixelrl_tf.filters import action_set as action_set_lib
+from pixelrl_tf.filters import color_ops
 from pixelrl_tf.networks import fcn_actor_critic
 
 MODEL_CONFIG_FILE = 'model.json'
 TRAIN_DIR = 'train'
+
+# Transforms of the observation inside the network, before conv1: 'lab' is
+# the colour models' input (BGR -> (L/100, a/127, b/127); further channels,
+# e.g. a mask, pass unchanged).
+INPUT_TRANSFORMS = {'none': None, 'lab': color_ops.bgr_to_scaled_lab}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +45,8 @@ class ModelConfig:
     use_reward_map_conv: the "+RMC" variant (a reward map kernel exists).
     reward_map_size: size of the RMC kernel.
     t_max: steps of one episode (restoration loop length at test time).
+    input_transform: what the network does to its input before conv1, a
+      key of `INPUT_TRANSFORMS` (`'none'`, or `'lab'` for colour models).
   """
   channels: int = 1
   action_set: str = 'denoise'
@@ -47,6 +55,13 @@ class ModelConfig:
   use_reward_map_conv: bool = False
   reward_map_size: int = 33
   t_max: int = 5
+  input_transform: str = 'none'
+
+  def __post_init__(self):
+    if self.input_transform not in INPUT_TRANSFORMS:
+      raise ValueError(
+          f'unknown input_transform {self.input_transform!r}; use one of '
+          f'{", ".join(sorted(INPUT_TRANSFORMS))}')
 
   @property
   def variant(self):
@@ -75,7 +90,8 @@ def build_network(config):
   network = fcn_actor_critic.FcnActorCritic(
       tf.TensorSpec([None, None, config.channels], tf.float32),
       config.get_action_set().num_actions, filters=config.filters,
-      use_conv_gru=config.use_conv_gru)
+      use_conv_gru=config.use_conv_gru,
+      preprocessing_fn=INPUT_TRANSFORMS[config.input_transform])
   network.create_variables()
   return network
 

@@ -1,0 +1,192 @@
+"""Tests for saliency-driven editing (training.saliency_lib, saliency_edit)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage import data as skimage_data
+
+from conftest import PROJECT_ROOT
+from conftest import shared_data_path
+from pixelrl_tf.filters import action_set as action_set_lib
+from pixelrl_tf.training import model_io
+from pixelrl_tf.training import saliency_lib
+
+
+def _photo(size=(64, 48)):
+  bgr = cv2.cvtColor(skimage_data.chelsea(), cv2.COLOR_RGB2BGR)
+  return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+
+
+def test_fine_grained_saliency_scale():
+  saliency = saliency_lib.saliency_map(_photo() / 255.0)
+  assert saliency.dtype == np.float32 and saliency.shape == (48, 64)
+  assert saliency.min() == 0.0 and saliency.max() == 1.0
+  np.testing.assert_allclose(saliency * 255, np.round(saliency * 255),
+                             atol=1e-3)
+  # The 8-bit conversion is what OpenCV sees.
+  ok, direct = cv2.saliency.StaticSaliencyFineGrained_create(
+  ).computeSaliency(_photo())
+  assert ok
+  np.testing.assert_array_equal(saliency, direct)
+  flat = saliency_lib.saliency_map(np.full((8, 8, 3), 0.5, np.float32))
+  assert not flat.any()
+
+
+def test_spectral_residual_saliency_is_in_unit_range():
+  saliency = saliency_lib.saliency_map(_photo() / 255.0,
+                                       saliency_lib.SPECTRAL_RESIDUAL)
+  assert saliency.shape == (48, 64)
+  assert 0.0 <= saliency.min() and saliency.max() <= 1.0
+  with pytest.raises(ValueError, match='unknown saliency'):
+    saliency_lib.saliency_map(_photo() / 255.0, 'nope')
+
+
+def test_reward_is_eq_22():
+  rng = np.random.default_rng(0)
+  image = (_photo() / 255.0).astype(np.float32)
+  edited = np.clip(image * rng.uniform(0.8, 1.2, image.shape), 0, 1)
+  mask = np.zeros((48, 64, 1), np.float32)
+  mask[10:30, 20:40] = 1.0
+  states = np.concatenate([image, mask], -1)[None]
+  next_states = np.concatenate([edited.astype(np.float32), mask], -1)[None]
+  rewards = saliency_lib.make_saliency_reward(alpha=1.0, beta=0.5)(
+      None, tf.constant(states), tf.constant(next_states)).numpy()[0]
+  change = (saliency_lib.saliency_map(edited) -
+            saliency_lib.saliency_map(image))
+  expected = np.where(mask[..., 0] > 0.5, change, -0.5 * change)
+  np.testing.assert_allclose(rewards, expected, atol=1e-6)
+
+
+def test_pearson_cc():
+  mask = np.array([[0, 1], [1, 0]], np.float32)
+  assert saliency_lib.pearson_cc(mask, mask) == pytest.approx(1.0)
+  assert saliency_lib.pearson_cc(mask, 1 - mask) == pytest.approx(-1.0)
+  assert saliency_lib.pearson_cc(mask, np.zeros((2, 2))) is None
+
+
+def test_colour_actions_leave_the_mask_channel():
+  actions = saliency_lib.colour_channel_actions(
+      action_set_lib.get_action_set('color'))
+  states = np.random.default_rng(1).uniform(0, 1, (1, 5, 6, 4))
+  states[..., 3] = np.round(states[..., 3])
+  result = actions.apply(states.astype(np.float32),
+                         np.full((1, 5, 6), 6, np.int32)).numpy()
+  np.testing.assert_allclose(result[..., :3], states[..., :3] * 1.05,
+                             rtol=1e-6)
+  np.testing.assert_array_equal(result[..., 3], states[..., 3])
+
+
+def test_guided_filter_keeps_an_unedited_image():
+  image = (_photo((96, 72)) / 255.0).astype(np.float32)
+  filtered = saliency_lib.guided_filter(image, image)
+  assert np.abs(filtered - image).mean() < 0.01
+
+
+def _network(filters):
+  return model_io.build_network(model_io.ModelConfig(
+      channels=4, action_set='color', filters=filters, input_transform='lab'))
+
+
+def test_initialise_from_the_released_colour_fcn():
+  path = shared_data_path('official_weights', 'fpop_with_convGRU',
+                          '200model.npz')
+  network = _network(64)
+  gru_before = [w.copy() for w in network.layer_by_name(
+      'conv_gru').get_weights()]
+  note = saliency_lib.initialise_from(network, str(path))
+  assert 'initialised' in note
+  weights = np.load(path)
+  kernel = network.layer_by_name('conv1').kernel.numpy()
+  np.testing.assert_allclose(kernel[:, :, :3],
+                             weights['conv1/W'].transpose(2, 3, 1, 0))
+  assert not kernel[:, :, 3].any()
+  np.testing.assert_allclose(
+      network.layer_by_name('diconv5_v').kernel.numpy(),
+      weights['diconv5/diconv/W'].transpose(2, 3, 1, 0))
+  for before, after in zip(gru_before, network.layer_by_name(
+      'conv_gru').get_weights()):
+    np.testing.assert_array_equal(before, after)
+
+
+def test_initialise_from_a_run_of_another_width_fails(tmp_path):
+  config = model_io.ModelConfig(channels=3, action_set='color', filters=8,
+                                input_transform='lab')
+  model_io.save_model(str(tmp_path), config, model_io.build_network(config))
+  network = _network(8)
+  saliency_lib.initialise_from(network, str(tmp_path))
+  source = model_io.load_model(str(tmp_path))[1]
+  np.testing.assert_array_equal(
+      network.layer_by_name('diconv3').kernel.numpy(),
+      source.layer_by_name('diconv3').kernel.numpy())
+  with pytest.raises(saliency_lib.SaliencyEditError, match='filters'):
+    saliency_lib.initialise_from(_network(16), str(tmp_path))
+
+
+def _write_inputs(folder):
+  rng = np.random.default_rng(2)
+  image = (rng.uniform(0, 1, (48, 64, 3)) * 80 + 60).astype(np.uint8)
+  cv2.circle(image, (30, 24), 10, (40, 160, 200), -1)
+  mask = np.zeros((48, 64), np.uint8)
+  cv2.circle(mask, (30, 24), 12, 255, -1)
+  paths = {name: os.path.join(folder, f'{name}.png')
+           for name in ('image', 'mask', 'small_mask')}
+  cv2.imwrite(paths['image'], image)
+  cv2.imwrite(paths['mask'], mask)
+  cv2.imwrite(paths['small_mask'], mask[:20, :30])
+  return paths
+
+
+def _run_cli(*flags):
+  return subprocess.run(
+      [sys.executable, '-m', 'pixelrl_tf.saliency_edit', *flags],
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_command_line_edit_writes_outputs(tmp_path):
+  paths = _write_inputs(str(tmp_path))
+  output = str(tmp_path / 'out')
+  completed = _run_cli(
+      f'--image={paths["image"]}', f'--mask={paths["mask"]}',
+      f'--output={output}', '--episodes=3', '--t_max=4',
+      '--gin_bindings=edit_image.filters=8',
+      '--gin_bindings=edit_image.update_interval=2')
+  assert completed.returncode == 0, completed.stderr[-2000:]
+  assert 'episode 3/3' in completed.stderr
+  assert 'cc_fine_grained' in completed.stdout
+  for suffix in ('_edited.png', '_actions.png', '_saliency.png',
+                 '_metrics.json'):
+    assert os.path.isfile(os.path.join(output, 'image' + suffix)), suffix
+  edited = cv2.imread(os.path.join(output, 'image_edited.png'))
+  assert edited.shape == (48, 64, 3)
+  with open(os.path.join(output, 'image_metrics.json')) as f:
+    report = json.load(f)
+  assert report['input']['ssim'] == 1.0
+  for row in ('input', 'random_agents', 'output'):
+    assert set(report[row]) == {'cc_fine_grained', 'cc_spectral_residual',
+                                'ssim'}
+  assert len(report['per_step']) == 4
+  assert report['action_set'] == 'color'
+  assert report['guided_filter'] == {'radius': 4, 'eps': 1e-4}
+  assert sum(v[0] for v in report['action_fractions'].values()) == (
+      pytest.approx(1.0))
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+  paths = _write_inputs(str(tmp_path))
+  missing = _run_cli(f'--image={tmp_path}/nope.png',
+                     f'--mask={paths["mask"]}', f'--output={tmp_path}/o')
+  wrong_size = _run_cli(f'--image={paths["image"]}',
+                        f'--mask={paths["small_mask"]}',
+                        f'--output={tmp_path}/o')
+  for completed, text in ((missing, 'does not exist'),
+                          (wrong_size, 'same size')):
+    assert completed.returncode == 1
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and text in last, completed.stderr
+    assert 'Traceback' not in completed.stderr
