@@ -32,6 +32,14 @@ def parse_gin(gin_files, gin_bindings):
     std_logging.getLogger().setLevel(root_level)
 
 
+def parse_gin_or_exit(gin_files, gin_bindings):
+  """`parse_gin`, turning any gin error into one line and exit status 1."""
+  try:
+    parse_gin(gin_files, gin_bindings)
+  except Exception as error:  # pylint: disable=broad-except
+    fail(error, 'bad gin configuration')
+
+
 def first_line(error):
   text = str(error).strip()
   if isinstance(error, KeyError) and text.startswith(("'", '"')):

@@ -39,10 +39,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    cli.parse_gin(_GIN_FILE.value, _GIN_BINDINGS.value)
-  except Exception as error:  # pylint: disable=broad-except
-    cli.fail(error, 'bad gin configuration')
+  cli.parse_gin_or_exit(_GIN_FILE.value, _GIN_BINDINGS.value)
   try:
     report = saliency_lib.edit_image(
         _IMAGE.value, _MASK.value, _OUTPUT.value, episodes=_EPISODES.value,

@@ -23,10 +23,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string('gin_bindings', [],
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    cli.parse_gin(_GIN_FILE.value, _GIN_BINDINGS.value)
-  except Exception as error:  # pylint: disable=broad-except
-    cli.fail(error, 'bad gin configuration')
+  cli.parse_gin_or_exit(_GIN_FILE.value, _GIN_BINDINGS.value)
   try:
     result = train_lib.train(_ROOT_DIR.value)
   except (train_lib.TrainingError, ValueError, FileNotFoundError,
