@@ -34,6 +34,7 @@ class ProgressBar:
     self._start = time.monotonic()
     self._last_print = -float('inf')
     self._metrics = None
+    self._last_printed_done = None
 
   @property
   def eta_seconds(self):
@@ -70,11 +71,13 @@ class ProgressBar:
       if finished or force:
         self._stream.write('\n')
       self._stream.flush()
-    elif force or finished or (
+    elif self._done != self._last_printed_done and (
+        force or finished or
         now - self._last_print >= self._log_every_seconds):
       self._stream.write(self.line(metrics) + '\n')
       self._stream.flush()
       self._last_print = now
+      self._last_printed_done = self._done
 
 
 
