@@ -232,7 +232,8 @@ def test_stepwise_update_equals_the_full_graph_gradient(
       rmc=agent.reward_map, policy_gradient_to_w=policy_gradient_to_w)
   before = [v.numpy() for v in agent.trainable_variables_for_update()]
   info = agent.train(experience)
-  np.testing.assert_allclose(info.loss, loss, rtol=1e-5)
+  # Slices sum the loss in another order: float32 rounding only.
+  np.testing.assert_allclose(info.loss, loss, rtol=1e-4)
   after = [v.numpy() for v in agent.trainable_variables_for_update()]
   for b, a, g in zip(before, after, want):
     np.testing.assert_allclose(b - a, g.numpy(), atol=1e-5, rtol=1e-4)
