@@ -429,6 +429,9 @@ def train(root_dir,
     TrainingError: a one-line reason the run cannot go on.
   """
   update_interval = update_interval or t_max
+  if t_max % update_interval:
+    raise ValueError(f't_max ({t_max}) must be a multiple of '
+                     f'update_interval ({update_interval})')
   progress_stream = progress_stream or sys.stderr
   # Seeds the initial weights too, so a seed names one whole run.
   tf.keras.utils.set_random_seed(seed)
