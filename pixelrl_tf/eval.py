@@ -84,7 +84,7 @@ def _table():
         table, 'ssim')
     eval_lib.write_report(table, _OUTPUT_JSON.value)
     if _OUTPUT_MARKDOWN.value:
-      eval_lib.write_text_atomically(_OUTPUT_MARKDOWN.value, text)
+      eval_lib.write_report_text(_OUTPUT_MARKDOWN.value, text)
   except (ValueError, FileNotFoundError, NotADirectoryError,
           OSError) as error:
     cli.fail(error)

@@ -26,6 +26,7 @@ import tensorflow as tf
 from pixelrl_tf.data import datasets
 from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.data import text_overlay
+from pixelrl_tf.training import eval_lib
 
 NOISE = 'noise'
 TEXT = 'text'
@@ -111,11 +112,8 @@ def make_episode_source(kind, data_source, channels, batch_size, crop_size,
     crops = datasets.make_training_dataset(
         train_images, batch_size=batch_size, crop_size=crop_size, seed=seed,
         max_rotation_degrees=max_rotation_degrees, start_batch=start_batch)
-    validation = [
-        (name, noise_model.apply(
-            image[None], tf.constant([VALIDATION_SEED, i], tf.int64))
-         .numpy()[0], image)
-        for i, (name, image) in enumerate(validation_images)]
+    validation = list(eval_lib.noisy_pairs(validation_images, noise_model,
+                                           VALIDATION_SEED))
     return EpisodeSource(crops.map(lambda c: (c, c)), noise_model,
                          validation)
   dataset = text_overlay.make_text_restoration_dataset(

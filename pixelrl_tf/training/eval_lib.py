@@ -313,15 +313,6 @@ def report_markdown(report):
   return '\n'.join(lines) + '\n'
 
 
-def write_text_atomically(path, text):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  temp = path + '.tmp'
-  with open(temp, 'w') as f:
-    f.write(text)
-  os.replace(temp, path)
-
-
 def write_curve_png(report, path):
   """Writes the PSNR-after-each-step curves of a report (paper's Fig. 8)."""
   rows = {_ROW_TITLES.get(r, r): [s['psnr'] for s in v['per_step']]
@@ -333,11 +324,16 @@ def write_curve_png(report, path):
   action_maps.save_png(image, path)
 
 
+def write_report_text(path, text):
+  """Writes a markdown report atomically."""
+  model_io.write_text_atomically(path, text)
+
+
 def write_report(report, output_json=None, output_markdown=None):
   if output_json:
-    write_text_atomically(output_json, json.dumps(report, indent=2))
+    model_io.write_text_atomically(output_json, json.dumps(report, indent=2))
   if output_markdown:
-    write_text_atomically(output_markdown, report_markdown(report))
+    model_io.write_text_atomically(output_markdown, report_markdown(report))
 
 
 def parse_table_entry(text):

@@ -111,14 +111,19 @@ def model_checkpoint(network, reward_map=None, **extra):
   return tf.train.Checkpoint(**objects)
 
 
-def write_model_config(run_dir, config):
-  """Writes `model.json` atomically."""
-  tf.io.gfile.makedirs(run_dir)
-  path = os.path.join(run_dir, MODEL_CONFIG_FILE)
+def write_text_atomically(path, text):
+  """Writes `text` to a temporary file beside `path`, then renames it."""
+  tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(path)))
   temp = path + '.tmp'
   with tf.io.gfile.GFile(temp, 'w') as f:
-    f.write(config.to_json())
+    f.write(text)
   tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+def write_model_config(run_dir, config):
+  """Writes `model.json` atomically."""
+  write_text_atomically(os.path.join(run_dir, MODEL_CONFIG_FILE),
+                        config.to_json())
 
 
 def read_model_config(run_dir):

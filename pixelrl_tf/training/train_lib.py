@@ -212,14 +212,6 @@ def _save_checkpoint(manager, episode):
         'intact') from error
 
 
-def _write_operative_config(root_dir):
-  path = os.path.join(root_dir, OPERATIVE_CONFIG_FILE)
-  temp = path + '.tmp'
-  with tf.io.gfile.GFile(temp, 'w') as f:
-    f.write(gin.operative_config_str())
-  tf.io.gfile.rename(temp, path, overwrite=True)
-
-
 def _check_model_config(root_dir, config):
   path = os.path.join(root_dir, model_io.MODEL_CONFIG_FILE)
   if tf.io.gfile.exists(path):
@@ -478,7 +470,9 @@ def train(root_dir,
     note = initialise_network(network, agent.reward_map)
     if note:
       print(note, file=progress_stream)
-  _write_operative_config(root_dir)
+  model_io.write_text_atomically(
+      os.path.join(root_dir, OPERATIVE_CONFIG_FILE),
+      gin.operative_config_str())
   start_episode = int(episode)
 
   source = episode_sources.make_episode_source(
