@@ -40,8 +40,8 @@ from typing import Dict, List, Set, Tuple
 
 import pytest
 
-import pixelrl_tf
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT  # puts the project root on sys.path
+import pixelrl_tf  # pylint: disable=g-bad-import-order
 
 BUILD_FILE = 'BUILD'
 MODULE_FILE = 'MODULE.bazel'
