@@ -19,7 +19,7 @@ from absl import app
 from absl import flags
 
 from pixelrl_tf import cli
-from pixelrl_tf.training import eval_lib
+from pixelrl_tf.jobs import eval_lib
 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None,
                                   'Run directory or checkpoint prefix.')

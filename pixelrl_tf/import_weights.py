@@ -13,7 +13,7 @@ from absl import app
 from absl import flags
 
 from pixelrl_tf import cli
-from pixelrl_tf.training import import_weights_lib
+from pixelrl_tf.jobs import import_weights_lib
 
 _NPZ = flags.DEFINE_string('npz', None, 'Released Chainer .npz model.')
 _VARIANT = flags.DEFINE_enum(

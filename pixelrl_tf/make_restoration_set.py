@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 
 from pixelrl_tf import cli
-from pixelrl_tf.training import restoration_set_lib
+from pixelrl_tf.jobs import restoration_set_lib
 
 _INPUT_DIR = flags.DEFINE_string('input_dir', None, 'Folder of clean images.',
                                  required=True)

@@ -147,3 +147,46 @@ def mean_lab_distance(bgr_target, bgr_output):
   distances = np.sqrt(
       np.sum(np.square(target_lab.astype(np.float64) - output_lab), axis=2))
   return float(np.mean(distances))
+
+
+# ---------------------------------------------------------------------------
+# Saliency (saliency-driven editing, Table IX).
+
+FINE_GRAINED = 'fine_grained'
+SPECTRAL_RESIDUAL = 'spectral_residual'
+SALIENCY_METHODS = (FINE_GRAINED, SPECTRAL_RESIDUAL)
+
+
+def saliency_map(bgr_image, method=FINE_GRAINED):
+  """OpenCV static saliency of a BGR image on the 0..1 scale.
+
+  Args:
+    bgr_image: float `[H, W, 3]` BGR (any range; clipped and rounded to
+      8 bits first).
+    method: `'fine_grained'` or `'spectral_residual'`.
+
+  Returns:
+    float32 `[H, W]` in [0, 1] (min-max normalised per image by OpenCV).
+  """
+  if method == FINE_GRAINED:
+    detector = cv2.saliency.StaticSaliencyFineGrained_create()
+  elif method == SPECTRAL_RESIDUAL:
+    detector = cv2.saliency.StaticSaliencySpectralResidual_create()
+  else:
+    raise ValueError(f'unknown saliency method {method!r}; use one of '
+                     f'{SALIENCY_METHODS}')
+  image = quantize_to_uint8(bgr_image)
+  ok, saliency = detector.computeSaliency(image)
+  if not ok:
+    raise RuntimeError(f'OpenCV {method} saliency failed on an image of '
+                       f'shape {image.shape}')
+  return np.asarray(saliency, np.float32).reshape(image.shape[:2])
+
+
+def pearson_cc(mask, saliency):
+  """Pearson correlation of a mask and a saliency map (None if undefined)."""
+  mask = np.asarray(mask, np.float64).ravel()
+  saliency = np.asarray(saliency, np.float64).ravel()
+  if mask.std() == 0 or saliency.std() == 0:
+    return None
+  return float(np.corrcoef(mask, saliency)[0, 1])

@@ -16,7 +16,7 @@ from absl import flags
 from absl import logging
 
 from pixelrl_tf import cli
-from pixelrl_tf.training import restore_lib
+from pixelrl_tf.jobs import restore_lib
 
 _MODEL = flags.DEFINE_string('model', None,
                              'SavedModel dir, served model dir or run dir.')

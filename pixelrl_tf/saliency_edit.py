@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 
 from pixelrl_tf import cli
-from pixelrl_tf.training import saliency_lib
+from pixelrl_tf.jobs import saliency_lib
 
 _IMAGE = flags.DEFINE_string('image', None, 'Colour image file.',
                              required=True)

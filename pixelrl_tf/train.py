@@ -11,7 +11,7 @@ from absl import app
 from absl import flags
 
 from pixelrl_tf import cli
-from pixelrl_tf.training import train_lib
+from pixelrl_tf.jobs import train_lib
 
 _ROOT_DIR = flags.DEFINE_string('root_dir', None, 'Run directory.',
                                 required=True)

@@ -271,10 +271,11 @@ def test_sampling_follows_the_distribution():
 
 
 def test_poly_learning_rate():
-  episode = tf.Variable(0, dtype=tf.int64)
-  schedule = pixel_a2c_agent.poly_learning_rate(1e-3, 100, episode)
-  np.testing.assert_allclose(schedule(), 1e-3)
-  episode.assign(50)
-  np.testing.assert_allclose(schedule(), 1e-3 * 0.5 ** 0.9, rtol=1e-6)
-  episode.assign(100)
-  assert float(schedule()) == 0.0
+  rate = pixel_a2c_agent.poly_learning_rate
+  np.testing.assert_allclose(rate(1e-3, 0, 100), 1e-3)
+  np.testing.assert_allclose(rate(1e-3, 50, 100), 1e-3 * 0.5 ** 0.9,
+                             rtol=1e-6)
+  # The last episode (index 99) still trains; after the budget it is 0.
+  np.testing.assert_allclose(rate(1e-3, 99, 100), 1e-3 * 0.01 ** 0.9,
+                             rtol=1e-5)
+  assert float(rate(1e-3, 100, 100)) == 0.0

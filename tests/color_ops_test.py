@@ -251,8 +251,7 @@ def test_colour_action_sets_are_registered(name):
   assert action_set.names[0] == 'do_nothing'
   colors = [tuple(c) for c in action_set.colors]
   assert len(set(colors)) == 13
-  assert action_set_lib.is_color_action_set(name)
-  assert not action_set_lib.is_color_action_set('denoise')
+  assert action_set_lib.action_names(name) == action_set.names
 
 
 def test_colour_action_sets_share_indices_and_colours():

@@ -14,11 +14,12 @@ import tensorflow as tf
 
 from conftest import PROJECT_ROOT
 from pixelrl_tf import metrics
-from pixelrl_tf.environments import pixel_env
+from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.filters import color_ops
-from pixelrl_tf.training import eval_lib
-from pixelrl_tf.training import model_io
-from pixelrl_tf.training import train_lib
+from pixelrl_tf.jobs import eval_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.tasks import tasks as tasks_lib
 from pixelrl_tf.visualization import summaries
 
 _WHITE = [1.0, 1.0, 1.0]
@@ -39,7 +40,7 @@ def test_lab_distance_reward_by_hand_on_a_2x2_image():
   images = np.array([[[_BLACK, _WHITE], [_BLACK, _WHITE]]], np.float32)
   next_images = np.array([[[_WHITE, _BLACK], [_BLACK, [1.2, 1.3, 1.1]]]],
                          np.float32)
-  rewards = pixel_env.get_reward_fn('lab_distance')(
+  rewards = rewards_lib.get_reward_fn('lab_distance')(
       targets, images, next_images).numpy()
   # (0,0): 100 -> 0; (0,1): 0 -> 100; (1,0): 0 -> 0; (1,1): 100 -> 100
   # (OpenCV clips 1.2 to 1 before converting, so it is still white).
@@ -50,7 +51,7 @@ def test_lab_distance_reward_by_hand_on_a_2x2_image():
 def test_lab_distance_reward_matches_opencv_formula():
   rng = np.random.default_rng(0)
   targets, images, next_images = rng.uniform(-0.1, 1.1, (3, 2, 9, 11, 3))
-  rewards = pixel_env.lab_distance_decrease(
+  rewards = rewards_lib.lab_distance_decrease(
       targets.astype(np.float32), images.astype(np.float32),
       next_images.astype(np.float32)).numpy()
   for b in range(2):
@@ -127,20 +128,24 @@ def test_colour_training_then_eval(tmp_path):
   data = str(tmp_path / 'pairs')
   _write_pairs(data)
   run = str(tmp_path / 'run')
+  stream = io.StringIO()
   result = train_lib.train(
-      run, episode_source='paired', data_source=data,
-      validation_fraction=0.34, channels=3, bgr=True, batch_size=2,
-      crop_size=16, max_rotation_degrees=45.0, action_set='color',
-      filters=8, t_max=4, update_interval=2, reward='lab_distance',
-      input_transform='lab', num_episodes=4, checkpoint_interval=2,
+      run, task=tasks_lib.make_task('color_enhance', t_max=4,
+                                    update_interval=2),
+      data_source=data, validation_fraction=0.34, batch_size=2,
+      crop_size=16, filters=8, num_episodes=4, checkpoint_interval=2,
       summary_interval=1, image_summary_interval=4, eval_interval=2,
-      progress_stream=io.StringIO())
+      progress_stream=stream)
   assert result['episode'] == 4
-  assert result['val_lab_distance'] is not None
-  assert result['val_lab_distance'] > 0
+  assert result['metric'] == 'lab_distance'
+  assert result['val_metric'] is not None and result['val_metric'] > 0
+  assert 'final validation mean Lab distance' in stream.getvalue()
+  assert result['best']['metric'] == 'lab_distance'
+  assert result['best']['value'] == min(
+      result['best']['value'], result['val_metric'])
   config = model_io.read_model_config(run)
-  assert (config.action_set, config.input_transform,
-          config.channels) == ('color', 'lab', 3)
+  assert (config.action_set, config.input_transform, config.channels,
+          config.task) == ('color', 'lab', 3, 'color_enhance')
 
   # TensorBoard shows the BGR crops as RGB: blue stays blue.
   picture = _first_summary_image(os.path.join(run, 'train'),

@@ -10,8 +10,9 @@ import pytest
 
 from conftest import PROJECT_ROOT
 from pixelrl_tf import metrics
-from pixelrl_tf.training import eval_lib
-from pixelrl_tf.training import model_io
+from pixelrl_tf.jobs import eval_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.serving import restoration_module
 
 
 @pytest.fixture(scope='module')
@@ -44,22 +45,53 @@ def test_transforms_invert():
   assert len(seen) == 8
 
 
-class _BoxRestorer(eval_lib.Restorer):
+def _box_restorer():
   """A restorer whose 'policy' is a dihedrally equivariant box filter."""
 
-  def __init__(self):  # pylint: disable=super-init-not-called
-    pass
+  def restore_steps(images):
+    blurred = cv2.boxFilter(np.ascontiguousarray(images[0, ..., 0]), -1,
+                            (3, 3))
+    return {'images': np.stack([images[0], blurred[..., None]])[None],
+            'actions': np.zeros((1, 1) + images.shape[1:3], np.int32)}
 
-  def greedy(self, image):
-    blurred = cv2.boxFilter(np.ascontiguousarray(image[..., 0]), -1, (3, 3))
-    return blurred[None, ..., None], np.zeros((1,) + image.shape[:2])
+  return restoration_module.Restorer(
+      channels=1, t_max=1, dependency_radius=1, action_names=['box'],
+      action_colors=np.zeros((1, 3), np.uint8), restore_fn=None,
+      restore_steps_fn=restore_steps)
 
 
 def test_x8_average_of_an_equivariant_restorer_is_itself():
   image = np.random.default_rng(1).uniform(size=(9, 13, 1)).astype(np.float32)
-  restorer = _BoxRestorer()
-  np.testing.assert_allclose(restorer.greedy_x8(image)[0],
-                             restorer.greedy(image)[0][0], atol=1e-6)
+  restorer = _box_restorer()
+  np.testing.assert_allclose(eval_lib.greedy_x8(restorer, image)[0],
+                             eval_lib.greedy(restorer, image)[0][0],
+                             atol=1e-6)
+
+
+def test_best_fixed_schedule_row(tiny_run, image_folder):
+  config, restorer = eval_lib.load_restorer(str(tiny_run))
+  images = eval_lib.datasets.load_images(
+      eval_lib.datasets.list_image_files(str(image_folder)), 1)
+  noise = eval_lib.noise_lib.parse_noise('gaussian:25')
+  pairs = list(eval_lib.noise_lib.noisy_pairs(images, noise, 0))
+  schedules = eval_lib.FixedSchedules(config.get_action_set(), 3)
+  report = eval_lib.evaluate_images(restorer, pairs, include_random=False,
+                                    fixed_schedules=schedules)
+  # Brute force: every action repeated 1..3 times with cv2's box filter for
+  # the box action; the chosen one is the best mean PSNR.
+  label = report['best_fixed_schedule']
+  name, count = label.rsplit(' x', 1)
+  best = report['rows']['best_fixed_schedule']['psnr']
+  box = []
+  for _, noisy, clean in pairs:
+    image = noisy[..., 0]
+    for _ in range(3):
+      image = cv2.boxFilter(image, -1, (5, 5),
+                            borderType=cv2.BORDER_REFLECT_101)
+    box.append(metrics.psnr(clean, image[..., None]))
+  assert best >= np.mean(box) - 1e-9
+  assert name in config.get_action_set().names and 1 <= int(count) <= 3
+  assert best > report['rows']['original']['psnr']
 
 
 def test_evaluate_rows_and_protocol(tiny_run, image_folder):
@@ -77,7 +109,7 @@ def test_evaluate_rows_and_protocol(tiny_run, image_folder):
       eval_lib.datasets.list_image_files(str(image_folder)), 1)
   noise = eval_lib.noise_lib.parse_noise('gaussian:25')
   want = np.mean([metrics.psnr(clean, noisy) for _, noisy, clean in
-                  eval_lib.noisy_pairs(images, noise, 3)])
+                  eval_lib.noise_lib.noisy_pairs(images, noise, 3)])
   np.testing.assert_allclose(rows['original']['psnr'], want)
   again = eval_lib.evaluate(str(tiny_run), data_dir=str(image_folder),
                             noise='gaussian:25', seed=3)

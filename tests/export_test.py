@@ -16,10 +16,10 @@ from tf_agents.trajectories import time_step as ts
 
 from conftest import shared_data_path
 
-from pixelrl_tf.export import restoration_module
-from pixelrl_tf.training import export_lib
-from pixelrl_tf.training import import_weights_lib
-from pixelrl_tf.training import model_io
+from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.jobs import export_lib
+from pixelrl_tf.jobs import import_weights_lib
+from pixelrl_tf.jobs import model_io
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T_MAX = 3

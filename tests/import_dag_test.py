@@ -9,21 +9,24 @@ PACKAGE = PROJECT_ROOT / 'pixelrl_tf'
 
 # Package (first component below pixelrl_tf) -> packages it may import.
 ALLOWED = {
+    'io': {'io'},
     'filters': {'filters'},
     'metrics': set(),
-    'data': {'data'},
+    'data': {'data', 'io'},
     'networks': {'networks'},
     'agents': {'agents'},
-    'environments': {'environments', 'filters', 'data'},
+    'environments': {'environments', 'filters', 'metrics'},
+    'tasks': {'tasks', 'environments', 'filters', 'data'},
+    'drivers': {'drivers', 'agents'},
     'weights': {'weights', 'networks'},
-    'visualization': {'visualization', 'filters', 'metrics'},
-    'export': {'export', 'filters', 'networks', 'agents'},
-    'training': {'training', 'filters', 'metrics', 'data', 'networks',
-                 'agents', 'environments', 'weights', 'visualization',
-                 'export'},
+    'visualization': {'visualization', 'filters', 'metrics', 'io'},
+    'serving': {'serving', 'drivers', 'agents', 'environments'},
+    'jobs': {'jobs', 'io', 'filters', 'metrics', 'data', 'networks',
+             'agents', 'environments', 'tasks', 'drivers', 'weights',
+             'visualization', 'serving', 'cli'},
     'cli': set(),
 }
-MAINS_MAY_IMPORT = {'training', 'cli'}
+MAINS_MAY_IMPORT = {'jobs', 'cli'}
 
 
 def _internal_imports(path):
@@ -77,6 +80,16 @@ def test_agents_never_see_environments_or_networks():
   for path in (PACKAGE / 'agents').glob('*.py'):
     imported = set(_internal_imports(path))
     assert not imported & {'environments', 'networks'}, path
+
+
+def test_one_rollout_loop():
+  """Only `drivers/rollout.py` steps an environment with a policy."""
+  stepping = []
+  for path, relative in _modules():
+    text = path.read_text()
+    if '.action(' in text and 'environment.step(' in text:
+      stepping.append(str(relative))
+  assert stepping == ['drivers/rollout.py'], stepping
 
 
 def test_nothing_imports_a_main():

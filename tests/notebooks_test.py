@@ -147,7 +147,8 @@ def test_quickstart_trains_exports_and_restores(notebook_env):
   assert namespace['CONFIG'] == 'tiny.gin'
 
   run_dir = output / 'tiny'
-  for name in ('model.json', 'operative_config.gin', 'train/checkpoint'):
+  for name in ('model.json', 'operative_config-0.gin', 'train/checkpoint',
+               'best.json', 'best/checkpoint'):
     assert (run_dir / name).is_file(), name
   episodes = namespace['result']['episode']
   assert episodes > 0 and namespace['result']['interrupted'] is None

@@ -13,9 +13,9 @@ import pytest
 
 from conftest import PROJECT_ROOT
 from pixelrl_tf import cli
-from pixelrl_tf.training import eval_lib
-from pixelrl_tf.training import model_io
-from pixelrl_tf.training import train_lib
+from pixelrl_tf.jobs import eval_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import train_lib
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 
@@ -27,19 +27,23 @@ def _train(root_dir, bindings):
     return train_lib.train(str(root_dir), progress_stream=stream)
 
 
-@pytest.mark.parametrize('noise', ['poisson:30', 'salt_pepper:0.5'])
-def test_noise_models_train_and_evaluate(tmp_path, noise):
-  result = _train(tmp_path, [f'train.noise = "{noise}"',
+@pytest.mark.parametrize('task,noise', [('poisson', 'poisson:30'),
+                                        ('salt_pepper', 'salt_pepper:0.5')])
+def test_noise_models_train_and_evaluate(tmp_path, task, noise):
+  result = _train(tmp_path, [f'make_task.name = "{task}"',
+                             f'make_task.noise = "{noise}"',
                              'train.num_episodes = 2',
                              'train.eval_interval = 2'])
   assert result['episode'] == 2
-  assert result['val_psnr'] is not None
+  assert result['task'].noise == noise
+  assert result['val_metric'] is not None
 
 
 def test_text_removal_with_windowed_updates(tmp_path):
   run_dir = tmp_path / 'run'
-  result = _train(run_dir, ['train.episode_source = "text"',
-                            'train.t_max = 4', 'train.update_interval = 2',
+  result = _train(run_dir, ['make_task.name = "text_removal"',
+                            'make_task.t_max = 4',
+                            'make_task.update_interval = 2',
                             'train.num_episodes = 2',
                             'train.eval_interval = 2'])
   assert result['episode'] == 2
@@ -73,4 +77,4 @@ def test_text_removal_with_windowed_updates(tmp_path):
 
 def test_update_interval_must_divide_t_max(tmp_path):
   with pytest.raises(ValueError, match='multiple of'):
-    _train(tmp_path, ['train.t_max = 5', 'train.update_interval = 2'])
+    _train(tmp_path, ['make_task.t_max = 5', 'make_task.update_interval = 2'])

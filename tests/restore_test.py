@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pixelrl_tf.export import restoration_module
-from pixelrl_tf.export import tiling
+from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.serving import tiling
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.networks import fcn_actor_critic
-from pixelrl_tf.training import export_lib
-from pixelrl_tf.training import model_io
-from pixelrl_tf.training import restore_lib
+from pixelrl_tf.jobs import export_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import restore_lib
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T_MAX = 3

@@ -1,4 +1,4 @@
-"""Tests for saliency-driven editing (training.saliency_lib, saliency_edit)."""
+"""Tests for saliency-driven editing (jobs.saliency_lib, saliency_edit)."""
 
 import json
 import os
@@ -13,9 +13,12 @@ from skimage import data as skimage_data
 
 from conftest import PROJECT_ROOT
 from conftest import shared_data_path
+from pixelrl_tf import metrics
+from pixelrl_tf.environments import rewards as rewards_lib
+from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.filters import action_set as action_set_lib
-from pixelrl_tf.training import model_io
-from pixelrl_tf.training import saliency_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import saliency_lib
 
 
 def _photo(size=(64, 48)):
@@ -24,7 +27,7 @@ def _photo(size=(64, 48)):
 
 
 def test_fine_grained_saliency_scale():
-  saliency = saliency_lib.saliency_map(_photo() / 255.0)
+  saliency = metrics.saliency_map(_photo() / 255.0)
   assert saliency.dtype == np.float32 and saliency.shape == (48, 64)
   assert saliency.min() == 0.0 and saliency.max() == 1.0
   np.testing.assert_allclose(saliency * 255, np.round(saliency * 255),
@@ -34,17 +37,17 @@ def test_fine_grained_saliency_scale():
   ).computeSaliency(_photo())
   assert ok
   np.testing.assert_array_equal(saliency, direct)
-  flat = saliency_lib.saliency_map(np.full((8, 8, 3), 0.5, np.float32))
+  flat = metrics.saliency_map(np.full((8, 8, 3), 0.5, np.float32))
   assert not flat.any()
 
 
 def test_spectral_residual_saliency_is_in_unit_range():
-  saliency = saliency_lib.saliency_map(_photo() / 255.0,
-                                       saliency_lib.SPECTRAL_RESIDUAL)
+  saliency = metrics.saliency_map(_photo() / 255.0,
+                                       metrics.SPECTRAL_RESIDUAL)
   assert saliency.shape == (48, 64)
   assert 0.0 <= saliency.min() and saliency.max() <= 1.0
   with pytest.raises(ValueError, match='unknown saliency'):
-    saliency_lib.saliency_map(_photo() / 255.0, 'nope')
+    metrics.saliency_map(_photo() / 255.0, 'nope')
 
 
 def test_reward_is_eq_22():
@@ -53,33 +56,36 @@ def test_reward_is_eq_22():
   edited = np.clip(image * rng.uniform(0.8, 1.2, image.shape), 0, 1)
   mask = np.zeros((48, 64, 1), np.float32)
   mask[10:30, 20:40] = 1.0
-  states = np.concatenate([image, mask], -1)[None]
-  next_states = np.concatenate([edited.astype(np.float32), mask], -1)[None]
-  rewards = saliency_lib.make_saliency_reward(alpha=1.0, beta=0.5)(
-      None, tf.constant(states), tf.constant(next_states)).numpy()[0]
-  change = (saliency_lib.saliency_map(edited) -
-            saliency_lib.saliency_map(image))
+  rewards = rewards_lib.saliency_change_reward(alpha=1.0, beta=0.5)(
+      tf.constant(mask[None]), tf.constant(image[None]),
+      tf.constant(edited.astype(np.float32)[None])).numpy()[0]
+  change = (metrics.saliency_map(edited) -
+            metrics.saliency_map(image))
   expected = np.where(mask[..., 0] > 0.5, change, -0.5 * change)
   np.testing.assert_allclose(rewards, expected, atol=1e-6)
 
 
 def test_pearson_cc():
   mask = np.array([[0, 1], [1, 0]], np.float32)
-  assert saliency_lib.pearson_cc(mask, mask) == pytest.approx(1.0)
-  assert saliency_lib.pearson_cc(mask, 1 - mask) == pytest.approx(-1.0)
-  assert saliency_lib.pearson_cc(mask, np.zeros((2, 2))) is None
+  assert metrics.pearson_cc(mask, mask) == pytest.approx(1.0)
+  assert metrics.pearson_cc(mask, 1 - mask) == pytest.approx(-1.0)
+  assert metrics.pearson_cc(mask, np.zeros((2, 2))) is None
 
 
 def test_colour_actions_leave_the_mask_channel():
-  actions = saliency_lib.colour_channel_actions(
-      action_set_lib.get_action_set('color'))
-  states = np.random.default_rng(1).uniform(0, 1, (1, 5, 6, 4))
-  states[..., 3] = np.round(states[..., 3])
-  result = actions.apply(states.astype(np.float32),
-                         np.full((1, 5, 6), 6, np.int32)).numpy()
-  np.testing.assert_allclose(result[..., :3], states[..., :3] * 1.05,
+  """The mask is an extra observation channel the actions never touch."""
+  environment = tf_pixel_env.PixelTFEnvironment(
+      action_set_lib.get_action_set('color'), channels=3, extra_channels=1)
+  rng = np.random.default_rng(1)
+  images = rng.uniform(0, 1, (1, 5, 6, 3)).astype(np.float32)
+  mask = np.round(rng.uniform(0, 1, (1, 5, 6, 1))).astype(np.float32)
+  environment.start_episode(images, extra=mask)
+  step = environment.step(tf.fill([1, 5, 6], 6))
+  np.testing.assert_allclose(environment.images.numpy(), images * 1.05,
                              rtol=1e-6)
-  np.testing.assert_array_equal(result[..., 3], states[..., 3])
+  np.testing.assert_array_equal(step.observation.numpy()[..., 3:], mask)
+  np.testing.assert_allclose(step.observation.numpy()[..., :3], images * 1.05,
+                             rtol=1e-6)
 
 
 def test_guided_filter_keeps_an_unedited_image():
@@ -90,7 +96,8 @@ def test_guided_filter_keeps_an_unedited_image():
 
 def _network(filters):
   return model_io.build_network(model_io.ModelConfig(
-      channels=4, action_set='color', filters=filters, input_transform='lab'))
+      channels=3, extra_channels=1, action_set='color', filters=filters,
+      input_transform='lab'))
 
 
 def test_initialise_from_the_released_colour_fcn():

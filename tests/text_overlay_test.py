@@ -13,7 +13,7 @@ import pytest
 
 from pixelrl_tf.data import datasets
 from pixelrl_tf.data import text_overlay
-from pixelrl_tf.training import restoration_set_lib
+from pixelrl_tf.jobs import restoration_set_lib
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 

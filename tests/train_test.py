@@ -1,5 +1,6 @@
 """Tests of the training loop: CLI, resume, interrupts and errors."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,9 +14,9 @@ import tensorflow as tf
 
 from conftest import PROJECT_ROOT
 from pixelrl_tf import cli
-from pixelrl_tf.training import model_io
-from pixelrl_tf.training import progress
-from pixelrl_tf.training import train_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import progress
+from pixelrl_tf.jobs import train_lib
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 
@@ -46,11 +47,19 @@ def test_cli_smoke_run_writes_a_loadable_run(tmp_path):
   assert result.returncode == 0, result.stderr
   assert 'episode 6/6' in result.stderr
   assert 'Traceback' not in result.stderr
+  assert 'final validation PSNR' in result.stderr
   assert (tmp_path / 'model.json').exists()
-  assert (tmp_path / 'operative_config.gin').exists()
+  assert (tmp_path / 'operative_config-0.gin').exists()
   config, network, _ = model_io.load_model(str(tmp_path))
   assert config.filters == 8 and config.t_max == 2
+  assert config.task == 'denoise'
   assert network.trainable_variables
+  # The best validated checkpoint is kept and loads as `RUN/best`.
+  best = json.loads((tmp_path / 'best.json').read_text())
+  assert best['metric'] == 'psnr' and best['episode'] in (3, 6)
+  model_io.load_model(str(tmp_path / 'best'))
+  report = json.loads((tmp_path / 'final_report.json').read_text())
+  assert len(report['model_per_step']) == 2
   tags = set()
   for directory in ('train', 'eval'):
     for name in os.listdir(tmp_path / directory):
@@ -59,7 +68,9 @@ def test_cli_smoke_run_writes_a_loadable_run(tmp_path):
             str(tmp_path / directory / name)):
           tags.update(v.tag for v in event.summary.value)
   for tag in ('Losses/policy', 'Losses/value', 'Losses/entropy',
-              'Metrics/reward', 'Metrics/val_psnr',
+              'Metrics/reward', 'Metrics/val_psnr', 'Metrics/gradient_norm',
+              'Metrics/mean_abs_advantage', 'Metrics/mean_abs_reward',
+              'Metrics/loss_growth', 'Metrics/val_worse_than_input',
               'Images/train/action_counts', 'Images/train/action_strip',
               'Images/validation/action_strip'):
     assert tag in tags, tag
@@ -83,20 +94,77 @@ def test_resume_continues_exactly(tmp_path, capsys):
     np.testing.assert_allclose(got[name], value, atol=1e-6, err_msg=name)
 
 
-def test_learning_rate_schedule_survives_resume(tmp_path):
+def _scalars(directory, tag):
+  values = {}
+  for name in os.listdir(directory):
+    if name.startswith('events.out'):
+      for event in tf.compat.v1.train.summary_iterator(
+          os.path.join(directory, name)):
+        for value in event.summary.value:
+          if value.tag == tag:
+            values[event.step] = float(tf.make_ndarray(value.tensor))
+  return values
+
+
+def _expected_rate(episode, budget, rate=1e-3):
+  return rate * (1.0 - episode / budget) ** 0.9
+
+
+def test_learning_rate_decays_per_episode_and_survives_resume(tmp_path):
   stream = open(os.devnull, 'w')
   _train_tiny(tmp_path, stream, num_episodes=4, stop_after_episodes=3,
               eval_interval=100, learning_rate=1e-3)
+  _train_tiny(tmp_path, stream, num_episodes=4, eval_interval=100,
+              learning_rate=1e-3)
+  # The rate the optimizer really used in each episode, as logged after it
+  # (episode index = step - 1).
+  logged = _scalars(tmp_path / 'train', 'Metrics/learning_rate')
+  assert sorted(logged) == [1, 2, 3, 4]
+  for step, value in logged.items():
+    np.testing.assert_allclose(value, _expected_rate(step - 1, 4), rtol=1e-5)
+  # The optimizer's own variable, restored with the checkpoint.
   reader = tf.train.load_checkpoint(
       tf.train.latest_checkpoint(os.path.join(tmp_path, 'train')))
-  names = reader.get_variable_to_shape_map()
-  episode = [n for n in names if n.startswith('episode')][0]
-  assert reader.get_tensor(episode) == 3
-  # The poly schedule is a function of the restored episode counter.
-  counter = tf.Variable(reader.get_tensor(episode))
-  from pixelrl_tf.agents import pixel_a2c_agent  # pylint: disable=g-import-not-at-top
-  rate = pixel_a2c_agent.poly_learning_rate(1e-3, 4, counter)()
-  np.testing.assert_allclose(rate, 1e-3 * 0.25 ** 0.9, rtol=1e-6)
+  np.testing.assert_allclose(
+      reader.get_tensor('optimizer/_learning_rate/.ATTRIBUTES/'
+                        'VARIABLE_VALUE'), _expected_rate(3, 4), rtol=1e-5)
+
+
+def test_every_training_binding_reaches_its_object(tmp_path):
+  bindings = [
+      'PixelA2CAgent.gamma = 0.5', 'PixelA2CAgent.entropy_coef = 0.02',
+      'PixelA2CAgent.value_loss_coef = 0.25',
+      'PixelA2CAgent.reward_map_policy_gradient = True',
+      'PixelA2CAgent.max_update_batch = 1',
+      'PixelA2CAgent.reward_scale = 2.0',
+      'PixelA2CAgent.gradient_clip_norm = 10.0',
+      'make_task.name = "poisson"', 'make_task.noise = "poisson:10"',
+      'make_task.t_max = 4', 'make_task.update_interval = 2',
+      'make_task.action_set = "denoise_basic"',
+      'make_task.max_rotation_degrees = 5.0',
+      'train.filters = 4', 'train.use_conv_gru = False',
+      'train.use_reward_map_conv = True', 'train.reward_map_size = 5',
+      'train.update_recompute = False', 'train.num_episodes = 1',
+      'train.eval_interval = 100', 'train.final_report = False',
+  ]
+  gin.clear_config()
+  cli.parse_gin([TINY], bindings)
+  result = train_lib.train(str(tmp_path), progress_stream=open(os.devnull,
+                                                               'w'))
+  assert result['agent_hyperparameters'] == dict(
+      gamma=0.5, entropy_coef=0.02, value_loss_coef=0.25,
+      reward_map_policy_gradient=True, max_update_batch=1, reward_scale=2.0,
+      gradient_clip_norm=10.0)
+  task = result['task']
+  assert (task.name, task.noise, task.t_max, task.window, task.action_set,
+          task.max_rotation_degrees) == ('poisson', 'poisson:10', 4, 2,
+                                         'denoise_basic', 5.0)
+  config = result['model_config']
+  assert (config.filters, config.use_conv_gru, config.use_reward_map_conv,
+          config.reward_map_size) == (4, False, True, 5)
+  assert result['record_gradients']
+  _, network, reward_map = model_io.load_model(str(tmp_path))
+  assert network.num_actions == 4 and reward_map.kernel.shape[0] == 5
 
 
 def test_sigint_saves_and_the_rerun_resumes(tmp_path):
@@ -121,7 +189,8 @@ def test_sigint_saves_and_the_rerun_resumes(tmp_path):
   assert saved >= 1
   rerun = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
                    f'--root_dir={tmp_path}',
-                   f'--gin_bindings=train.num_episodes={saved + 1}')
+                   '--gin_bindings=train.num_episodes=1000',
+                   '--gin_bindings=train.stop_after_episodes=1')
   assert rerun.returncode == 0, rerun.stderr
   assert f'at episode {saved}' in rerun.stderr
 
@@ -156,9 +225,14 @@ def test_a_different_model_in_root_dir_is_refused(tmp_path):
 
 
 def test_non_finite_loss_stops_with_a_clear_error():
-  with pytest.raises(train_lib.TrainingError, match='value_loss became nan'):
-    train_lib._check_finite(  # pylint: disable=protected-access
-        {'loss': 1.0, 'policy_loss': 1.0, 'value_loss': float('nan')}, 7)
+  scalars = {'loss': 1.0, 'policy_loss': 1.0, 'value_loss': float('nan'),
+             'gradient_norm': 1.0, 'applied': 1.0}
+  with pytest.raises(train_lib.TrainingError,
+                     match='non-finite value_loss nan at episode 7.*episode 5'):
+    train_lib._check_finite(scalars, 7, 5)  # pylint: disable=protected-access
+  scalars.update(value_loss=1.0, applied=0.0)
+  with pytest.raises(train_lib.TrainingError, match='non-finite gradients'):
+    train_lib._check_finite(scalars, 7, 5)  # pylint: disable=protected-access
 
 
 def test_unwritable_checkpoint_directory_is_one_line(tmp_path):

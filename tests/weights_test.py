@@ -16,8 +16,8 @@ import reference_numpy
 from pixelrl_tf.agents import reward_map as reward_map_lib
 from pixelrl_tf.networks import conv_gru
 from pixelrl_tf.networks import fcn_actor_critic
-from pixelrl_tf.training import import_weights_lib
-from pixelrl_tf.training import model_io
+from pixelrl_tf.jobs import import_weights_lib
+from pixelrl_tf.jobs import model_io
 from pixelrl_tf.weights import caffemodel
 from pixelrl_tf.weights import chainer_npz
 
@@ -152,7 +152,9 @@ def test_loaded_network_matches_the_numpy_reference(variant):
     np.testing.assert_allclose(logits.numpy()[0], want_logits, atol=1e-4)
     np.testing.assert_allclose(values.numpy()[0], want_value, atol=1e-4)
     if variant == 'gru':
-      np.testing.assert_allclose(state.numpy()[0], hidden, atol=1e-5)
+      # float32 sigmoid/tanh differ by CPU vector ISA (AVX2 vs AVX-512)
+      # at the 1e-5 level; a wrong mapping is off by far more.
+      np.testing.assert_allclose(state.numpy()[0], hidden, atol=3e-5)
     image = image + 0.1 * rng.random(image.shape).astype(np.float32)
 
 

@@ -24,13 +24,26 @@ Differences from a textbook `TFAgent` / A2C, all taken from the reference code:
   detached); `reward_map_policy_gradient=True` also passes the policy term's
   gradient to `w`, as eq. (17) and Algorithm 1 of the paper write it;
 - the ConvGRU state is carried through the sequence without
-  back-propagation through time; the update therefore runs step by step
-  (gradients accumulated per step, and per slice of `max_update_batch`
-  images), which keeps memory at one step's activations of one slice
-  whatever the window length and batch size.
+  back-propagation through time;
+- `train` takes the window's first network state (`initial_network_state`,
+  for windows that start inside an episode) and, optionally, the gradient
+  tape under which the rollout ran the network (`rollout_tape`, with the
+  logits and values in the policy info): the update then back-propagates
+  through the rollout's own forward pass. Without a tape it recomputes the
+  forward pass step by step (gradients accumulated per step, and per slice
+  of `max_update_batch` images), which keeps memory at one step's
+  activations of one slice whatever the window length and batch size. Both
+  give the same gradients;
+- under a `tf.distribute` strategy the replicas' gradients are summed (each
+  replica's loss is its share of the global batch mean), optionally clipped
+  by their global norm, and applied only when they are finite;
+- opt-in stabilisers, off by default as in the reference: `reward_scale`
+  multiplies the rewards before the returns, `gradient_clip_norm` clips the
+  global gradient norm.
 """
 
 import collections
+from typing import Optional
 
 import gin
 import tensorflow as tf
@@ -41,9 +54,14 @@ from pixelrl_tf.agents import pixel_policy
 from pixelrl_tf.agents import returns as returns_lib
 from pixelrl_tf.agents import reward_map
 
+StepLossTerms = collections.namedtuple(
+    'StepLossTerms',
+    ('policy', 'entropy_term', 'value', 'entropy', 'advantage', 'log_prob'))
+
 PixelA2CLossInfo = collections.namedtuple(
     'PixelA2CLossInfo',
-    ('policy_loss', 'value_loss', 'entropy_loss', 'entropy', 'mean_return'))
+    ('policy_loss', 'value_loss', 'entropy_loss', 'entropy', 'mean_return',
+     'mean_abs_advantage', 'gradient_norm', 'applied'))
 
 
 def step_loss_terms(logits, values, actions, returns, entropy_coef,
@@ -61,11 +79,14 @@ def step_loss_terms(logits, values, actions, returns, entropy_coef,
       term, defaults to `returns`; the advantage is always detached from `V`.
 
   Returns:
-    `(policy, entropy_term, value, entropy)` maps `[B,H,W]`, where
-    `entropy_term = -beta * H` and `entropy = H`.
+    `StepLossTerms` of `[B,H,W]` maps: `policy = -log pi(a) * A`,
+    `entropy_term = -beta * H`, `value`, `entropy = H`, the detached
+    `advantage = R - V` and `log_prob = log pi(a)`.
   """
   if advantage_returns is None:
     advantage_returns = tf.stop_gradient(returns)
+  logits = tf.cast(logits, tf.float32)
+  values = tf.cast(values, tf.float32)
   log_probs = tf.nn.log_softmax(logits, axis=-1)
   probs = tf.exp(log_probs)
   entropy = -tf.reduce_sum(probs * log_probs, axis=-1)
@@ -76,20 +97,33 @@ def step_loss_terms(logits, values, actions, returns, entropy_coef,
   advantages = advantage_returns - tf.stop_gradient(values)
   policy = -taken * advantages
   value = value_loss_coef * 0.5 * tf.square(values - returns)
-  return policy, -entropy_coef * entropy, value, entropy
+  return StepLossTerms(policy, -entropy_coef * entropy, value, entropy,
+                       advantages, taken)
 
 
-@gin.configurable(module='pixelrl_tf.agents')
+def _num_replicas():
+  context = tf.distribute.get_replica_context()
+  return 1 if context is None else context.num_replicas_in_sync
+
+
+@gin.configurable(module='pixelrl_tf.agents', allowlist=[
+    'gamma', 'entropy_coef', 'value_loss_coef', 'reward_map_policy_gradient',
+    'max_update_batch', 'reward_scale', 'gradient_clip_norm',
+    'debug_summaries', 'summarize_grads_and_vars'])
 class PixelA2CAgent(tf_agent.TFAgent):
   """A2C with per-pixel agents, an optional ConvGRU state and optional RMC."""
 
   def __init__(self, time_step_spec, action_spec, actor_critic_network,
-               optimizer, gamma=0.95, entropy_coef=0.01, value_loss_coef=0.5,
-               use_reward_map_conv=False, reward_map_size=33,
-               reward_map_policy_gradient=False, max_update_batch=32,
-               debug_summaries=False,
-               summarize_grads_and_vars=False, train_step_counter=None,
-               name='PixelA2CAgent'):
+               optimizer, gamma: float = 0.95, entropy_coef: float = 0.01,
+               value_loss_coef: float = 0.5,
+               use_reward_map_conv: bool = False, reward_map_size: int = 33,
+               reward_map_policy_gradient: bool = False,
+               max_update_batch: Optional[int] = 32,
+               reward_scale: float = 1.0,
+               gradient_clip_norm: Optional[float] = None,
+               debug_summaries: bool = False,
+               summarize_grads_and_vars: bool = False,
+               train_step_counter=None, name: str = 'PixelA2CAgent'):
     """Creates the agent.
 
     Args:
@@ -108,9 +142,14 @@ class PixelA2CAgent(tf_agent.TFAgent):
       reward_map_size: odd RMC kernel size (33 = receptive field).
       reward_map_policy_gradient: also train `w` through the policy loss
         (paper eq. 17); False is the reference code's behaviour.
-      max_update_batch: the update runs on slices of at most this many
-        images and accumulates their gradients (the same gradient as the
-        whole batch at once, in a fraction of the memory); None: no slicing.
+      max_update_batch: without a rollout tape, the update runs on slices of
+        at most this many images and accumulates their gradients (the same
+        gradient as the whole batch at once, in a fraction of the memory);
+        None: no slicing.
+      reward_scale: factor applied to the rewards before the returns (1.0:
+        the reference); a stabiliser for tasks whose rewards are large.
+      gradient_clip_norm: clip the global gradient norm to this (None: no
+        clipping, as the reference).
       debug_summaries: emit extra summaries.
       summarize_grads_and_vars: emit gradient and variable summaries.
       train_step_counter: optional counter incremented per update.
@@ -124,6 +163,8 @@ class PixelA2CAgent(tf_agent.TFAgent):
     self._value_loss_coef = value_loss_coef
     self._reward_map_policy_gradient = reward_map_policy_gradient
     self._max_update_batch = max_update_batch
+    self._reward_scale = reward_scale
+    self._gradient_clip_norm = gradient_clip_norm
     self._reward_map = (reward_map.RewardMapConv(reward_map_size)
                         if use_reward_map_conv else None)
     actor_critic_network.create_variables()
@@ -133,6 +174,9 @@ class PixelA2CAgent(tf_agent.TFAgent):
     collect_policy = pixel_policy.PixelActorCriticPolicy(
         time_step_spec, action_spec, actor_critic_network, greedy=False,
         name='collect_policy')
+    self._recording_collect_policy = pixel_policy.PixelActorCriticPolicy(
+        time_step_spec, action_spec, actor_critic_network, greedy=False,
+        emit_network_outputs=True, name='recording_collect_policy')
     super().__init__(
         time_step_spec, action_spec, policy, collect_policy,
         train_sequence_length=None, debug_summaries=debug_summaries,
@@ -144,6 +188,11 @@ class PixelA2CAgent(tf_agent.TFAgent):
     return self._actor_critic_network
 
   @property
+  def recording_collect_policy(self):
+    """The collect policy that also emits logits and values as info."""
+    return self._recording_collect_policy
+
+  @property
   def reward_map(self):
     """The `RewardMapConv`, or None without RMC."""
     return self._reward_map
@@ -151,6 +200,20 @@ class PixelA2CAgent(tf_agent.TFAgent):
   @property
   def optimizer(self):
     return self._optimizer
+
+  @property
+  def gamma(self):
+    return self._gamma
+
+  @property
+  def hyperparameters(self):
+    """The loss and update settings, for logs and tests."""
+    return dict(gamma=self._gamma, entropy_coef=self._entropy_coef,
+                value_loss_coef=self._value_loss_coef,
+                reward_map_policy_gradient=self._reward_map_policy_gradient,
+                max_update_batch=self._max_update_batch,
+                reward_scale=self._reward_scale,
+                gradient_clip_norm=self._gradient_clip_norm)
 
   def trainable_variables_for_update(self):
     variables = list(self._actor_critic_network.trainable_variables)
@@ -180,6 +243,7 @@ class PixelA2CAgent(tf_agent.TFAgent):
           final_observation, step_type=None,
           network_state=self._actor_critic_network.get_initial_state(
               tf.shape(final_observation)[0]))
+      values = tf.cast(values, tf.float32)
       return tf.stop_gradient(values) * final_discount[:, None, None]
 
     def zeros():
@@ -187,47 +251,44 @@ class PixelA2CAgent(tf_agent.TFAgent):
 
     return tf.cond(tf.reduce_any(final_discount > 0), compute, zeros)
 
-  def _train(self, experience, weights=None):
-    """Runs one update on a `[B,T+1]` trajectory (time item `T` = boundary).
+  def _train(self, experience, weights=None, initial_network_state=None,
+             rollout_tape=None):
+    """Runs one update on a `[B,n+1]` trajectory (item `n` = boundary).
 
-    Items `0..T-1` are the transitions of the window; the observation of item
-    `T` is the state after the window, used to bootstrap when the window does
-    not end the episode (`discount[T-1] > 0`).
+    Items `0..n-1` are the transitions of the window; the observation of item
+    `n` is the state after the window, used to bootstrap when the window does
+    not end the episode (`discount[n-1] > 0`).
+
+    Args:
+      experience: the `Trajectory` (see `drivers.rollout`).
+      weights: unsupported (must be None).
+      initial_network_state: the network state before item 0 (windows that
+        start inside an episode); None: the initial state.
+      rollout_tape: the tape the rollout ran the network under; its logits
+        and values are in `experience.policy_info`.
+
+    Returns:
+      `LossInfo` with `PixelA2CLossInfo` extras.
     """
     if weights is not None:
       raise ValueError('PixelA2CAgent does not support sample weights')
-    loss_info = self.loss_and_gradients(experience, apply_gradients=True)
+    loss_info = self._loss_and_update(
+        experience, apply_gradients=True,
+        initial_network_state=initial_network_state,
+        rollout_tape=rollout_tape)
     self.train_step_counter.assign_add(1)
     return loss_info
 
-  def _loss(self, experience, weights=None, training=False):
+  def _loss(self, experience, weights=None, training=False,
+            initial_network_state=None):
     del training
     if weights is not None:
       raise ValueError('PixelA2CAgent does not support sample weights')
-    return self.loss_and_gradients(experience, apply_gradients=False)
+    return self._loss_and_update(experience, apply_gradients=False,
+                                 initial_network_state=initial_network_state)
 
-  def train_window(self, experience, initial_network_state):
-    """Like `train`, for a window that starts inside an episode.
-
-    Windows after the first of a long episode (restoration: 15 steps updated
-    every 5) start from the GRU state the rollout reached, which the caller
-    passes; `train` assumes the window starts at the episode's first step.
-
-    Args:
-      experience: `[B,n+1]` trajectory as for `train`.
-      initial_network_state: the network state before item 0.
-
-    Returns:
-      `LossInfo`.
-    """
-    loss_info = self.loss_and_gradients(
-        experience, apply_gradients=True,
-        initial_network_state=initial_network_state)
-    self.train_step_counter.assign_add(1)
-    return loss_info
-
-  def loss_and_gradients(self, experience, apply_gradients,
-                         initial_network_state=None):
+  def _loss_and_update(self, experience, apply_gradients,
+                       initial_network_state=None, rollout_tape=None):
     """Computes the loss of `experience` and optionally applies gradients."""
     with tf.name_scope('pixel_a2c_loss'):
       observations = tf.nest.map_structure(
@@ -240,91 +301,199 @@ class PixelA2CAgent(tf_agent.TFAgent):
       if num_steps < 1:
         raise ValueError('experience needs at least 2 time items, got '
                          f'{num_steps + 1}')
+      rewards = rewards[:num_steps] * self._reward_scale
       bootstrap = self._bootstrap_values(observations[num_steps],
                                          discounts[num_steps - 1])
-      step_returns = tf.stop_gradient(
-          self._returns(rewards[:num_steps], bootstrap))
+      step_returns = tf.stop_gradient(self._returns(rewards, bootstrap))
+      # Each replica's loss is its share of the global batch mean.
+      replica_weight = 1.0 / _num_replicas()
+      network_variables = self._actor_critic_network.trainable_variables
 
-      network = self._actor_critic_network
-      network_variables = network.trainable_variables
-      accumulated = [tf.zeros_like(v) for v in network_variables]
-      batch_size = actions.shape[1]
-      if initial_network_state is None:
-        initial_network_state = network.get_initial_state(
-            batch_size if batch_size is not None else tf.shape(actions)[1])
-      chunks = self._batch_chunks(batch_size)
-      totals = collections.defaultdict(lambda: tf.constant(0.0))
-      value_maps = [[] for _ in range(num_steps)]
-      log_prob_maps = [[] for _ in range(num_steps)]
-      # In a graph nothing orders a step's forward pass after the previous
-      # step's backward pass, and the executor would keep every step's
-      # activations alive at once; chaining each step on the gradients so
-      # far keeps one (chunk, step)'s activations in memory.
-      previous = [step_returns]
-      for chunk in chunks:
-        weight = 1.0 if chunk is None else (
-            (chunk.stop - chunk.start) / batch_size)
-        take = (lambda x: x) if chunk is None else (lambda x, c=chunk: x[c])
-        state = tf.nest.map_structure(take, initial_network_state)
-        for k in range(num_steps):
-          with tf.control_dependencies(previous):
-            observation = tf.identity(take(observations[k]))
-          with tf.GradientTape() as tape:
-            (logits, values), state = network(
-                observation, step_type=take(step_types[k]),
-                network_state=state, training=True)
-            policy, entropy_term, value, entropy = step_loss_terms(
-                logits, values, take(actions[k]), take(step_returns[k]),
-                self._entropy_coef, self._value_loss_coef)
-            step_loss = weight * tf.reduce_mean(policy + entropy_term + value)
-          if apply_gradients:
-            grads = tape.gradient(step_loss, network_variables)
-            accumulated = [a if g is None else a + g
-                           for a, g in zip(accumulated, grads)]
-            previous = accumulated
-          else:
-            previous = [step_loss]
-          totals['policy'] += weight * tf.reduce_mean(policy)
-          totals['entropy_term'] += weight * tf.reduce_mean(entropy_term)
-          totals['value'] += weight * tf.reduce_mean(value)
-          totals['entropy'] += weight * tf.reduce_mean(entropy) / num_steps
-          value_maps[k].append(tf.stop_gradient(values))
-          taken = tf.reduce_sum(
-              tf.nn.log_softmax(logits) * tf.one_hot(
-                  take(actions[k]), tf.shape(logits)[-1]), axis=-1)
-          log_prob_maps[k].append(tf.stop_gradient(taken))
+      if rollout_tape is not None:
+        grads, totals, value_maps, log_prob_maps = self._reuse_rollout(
+            experience, actions, step_returns, num_steps, replica_weight,
+            rollout_tape, network_variables, apply_gradients)
+      else:
+        grads, totals, value_maps, log_prob_maps = self._recompute(
+            observations, actions, step_types, step_returns, num_steps,
+            replica_weight, initial_network_state, network_variables,
+            apply_gradients)
       totals['return'] = tf.reduce_mean(step_returns)
-      value_maps = [tf.concat(maps, axis=0) for maps in value_maps]
-      log_prob_maps = [tf.concat(maps, axis=0) for maps in log_prob_maps]
 
-      grads_and_vars = list(zip(accumulated, network_variables))
+      variables = list(network_variables)
       if self._reward_map is not None:
-        # `w` only enters through the returns: its gradient is that of the
-        # value loss (and, on request, of the policy loss) with V and log pi
-        # held fixed, which is exactly its share of the full gradient.
-        with tf.GradientTape() as tape:
-          map_returns = self._returns(rewards[:num_steps], bootstrap)
-          values = tf.stack(value_maps, axis=0)
-          w_loss = self._value_loss_coef * 0.5 * tf.square(
-              values - map_returns)
-          if self._reward_map_policy_gradient:
-            w_loss += -tf.stack(log_prob_maps, axis=0) * map_returns
-          w_loss = tf.reduce_sum(tf.reduce_mean(w_loss, axis=[1, 2, 3]))
-        grads_and_vars.append(
-            (tape.gradient(w_loss, self._reward_map.kernel),
-             self._reward_map.kernel))
+        grads.append(self._reward_map_gradient(
+            rewards, bootstrap, value_maps, log_prob_maps, replica_weight))
+        variables.append(self._reward_map.kernel)
 
+      gradient_norm = tf.constant(0.0)
+      applied = tf.constant(False)
       if apply_gradients:
-        if self._summarize_grads_and_vars:
-          self._summarize(grads_and_vars)
-        self._optimizer.apply_gradients(grads_and_vars)
+        gradient_norm, applied = self._apply(grads, variables)
 
       total = totals['policy'] + totals['entropy_term'] + totals['value']
       return tf_agent.LossInfo(
           total, PixelA2CLossInfo(
               policy_loss=totals['policy'], value_loss=totals['value'],
               entropy_loss=totals['entropy_term'], entropy=totals['entropy'],
-              mean_return=totals['return']))
+              mean_return=totals['return'],
+              mean_abs_advantage=totals['abs_advantage'],
+              gradient_norm=gradient_norm, applied=applied))
+
+  def _accumulate_totals(self, totals, weight, num_steps, terms):
+    totals['policy'] += weight * tf.reduce_mean(terms.policy)
+    totals['entropy_term'] += weight * tf.reduce_mean(terms.entropy_term)
+    totals['value'] += weight * tf.reduce_mean(terms.value)
+    totals['entropy'] += weight * tf.reduce_mean(terms.entropy) / num_steps
+    totals['abs_advantage'] += (
+        weight * tf.reduce_mean(tf.abs(terms.advantage)) / num_steps)
+
+  def _reuse_rollout(self, experience, actions, step_returns, num_steps,
+                     replica_weight, rollout_tape, network_variables,
+                     apply_gradients):
+    """Loss from the rollout's logits and values; one backward pass."""
+    info = experience.policy_info
+    if not isinstance(info, dict) or pixel_policy.LOGITS not in info:
+      raise ValueError('a rollout tape needs the logits and values in the '
+                       'policy info (agent.recording_collect_policy)')
+    logits = info[pixel_policy.LOGITS]
+    values = info[pixel_policy.VALUES]
+    totals = collections.defaultdict(lambda: tf.constant(0.0))
+    with tf.GradientTape() as loss_tape:
+      loss_tape.watch([logits, values])
+      time_logits = common.transpose_batch_time(logits)
+      time_values = common.transpose_batch_time(values)
+      loss = tf.constant(0.0)
+      value_maps, log_prob_maps = [], []
+      for k in range(num_steps):
+        terms = step_loss_terms(
+            time_logits[k], time_values[k], actions[k], step_returns[k],
+            self._entropy_coef, self._value_loss_coef)
+        loss += tf.reduce_mean(terms.policy + terms.entropy_term +
+                               terms.value)
+        self._accumulate_totals(totals, 1.0, num_steps, terms)
+        value_maps.append(tf.stop_gradient(time_values[k]))
+        log_prob_maps.append(tf.stop_gradient(terms.log_prob))
+      loss = self._scaled(loss * replica_weight)
+    if not apply_gradients:
+      return [], totals, value_maps, log_prob_maps
+    output_gradients = loss_tape.gradient(loss, [logits, values])
+    grads = rollout_tape.gradient([logits, values], network_variables,
+                                  output_gradients=output_gradients)
+    grads = [tf.zeros_like(v) if g is None else g
+             for g, v in zip(grads, network_variables)]
+    return self._unscaled(grads), totals, value_maps, log_prob_maps
+
+  def _recompute(self, observations, actions, step_types, step_returns,
+                 num_steps, replica_weight, initial_network_state,
+                 network_variables, apply_gradients):
+    """Re-runs the window's forward passes step by step, per batch slice."""
+    network = self._actor_critic_network
+    accumulated = [tf.zeros_like(v) for v in network_variables]
+    batch_size = actions.shape[1]
+    if initial_network_state is None:
+      initial_network_state = network.get_initial_state(
+          batch_size if batch_size is not None else tf.shape(actions)[1])
+    chunks = self._batch_chunks(batch_size)
+    totals = collections.defaultdict(lambda: tf.constant(0.0))
+    value_maps = [[] for _ in range(num_steps)]
+    log_prob_maps = [[] for _ in range(num_steps)]
+    # In a graph nothing orders a step's forward pass after the previous
+    # step's backward pass, and the executor would keep every step's
+    # activations alive at once; chaining each step on the gradients so
+    # far keeps one (chunk, step)'s activations in memory.
+    previous = [step_returns]
+    for chunk in chunks:
+      weight = 1.0 if chunk is None else (
+          (chunk.stop - chunk.start) / batch_size)
+      take = (lambda x: x) if chunk is None else (lambda x, c=chunk: x[c])
+      state = tf.nest.map_structure(take, initial_network_state)
+      for k in range(num_steps):
+        with tf.control_dependencies(previous):
+          observation = tf.identity(take(observations[k]))
+        with tf.GradientTape() as tape:
+          (logits, values), state = network(
+              observation, step_type=take(step_types[k]),
+              network_state=state, training=True)
+          terms = step_loss_terms(
+              logits, values, take(actions[k]), take(step_returns[k]),
+              self._entropy_coef, self._value_loss_coef)
+          step_loss = self._scaled(replica_weight * weight * tf.reduce_mean(
+              terms.policy + terms.entropy_term + terms.value))
+        if apply_gradients:
+          grads = tape.gradient(step_loss, network_variables)
+          accumulated = [a if g is None else a + g
+                         for a, g in zip(accumulated, grads)]
+          previous = accumulated
+        else:
+          previous = [step_loss]
+        self._accumulate_totals(totals, weight, num_steps, terms)
+        value_maps[k].append(tf.stop_gradient(tf.cast(values, tf.float32)))
+        log_prob_maps[k].append(tf.stop_gradient(terms.log_prob))
+    value_maps = [tf.concat(maps, axis=0) for maps in value_maps]
+    log_prob_maps = [tf.concat(maps, axis=0) for maps in log_prob_maps]
+    if apply_gradients:
+      accumulated = self._unscaled(accumulated)
+    return accumulated, totals, value_maps, log_prob_maps
+
+  def _scaled(self, loss):
+    """The loss scaled for float16 gradients (a `LossScaleOptimizer`)."""
+    if hasattr(self._optimizer, 'get_scaled_loss'):
+      return self._optimizer.get_scaled_loss(loss)
+    return loss
+
+  def _unscaled(self, grads):
+    if hasattr(self._optimizer, 'get_unscaled_gradients'):
+      return self._optimizer.get_unscaled_gradients(grads)
+    return grads
+
+  def _reward_map_gradient(self, rewards, bootstrap, value_maps,
+                           log_prob_maps, replica_weight):
+    """`w`'s gradient: the value loss (and optionally the policy loss).
+
+    `w` only enters through the returns: its gradient is that of the value
+    loss (and, on request, of the policy loss) with V and log pi held fixed,
+    which is exactly its share of the full gradient.
+    """
+    with tf.GradientTape() as tape:
+      map_returns = self._returns(rewards, bootstrap)
+      values = tf.stack(value_maps, axis=0)
+      w_loss = self._value_loss_coef * 0.5 * tf.square(values - map_returns)
+      if self._reward_map_policy_gradient:
+        w_loss += -tf.stack(log_prob_maps, axis=0) * map_returns
+      w_loss = replica_weight * tf.reduce_sum(
+          tf.reduce_mean(w_loss, axis=[1, 2, 3]))
+    return tape.gradient(w_loss, self._reward_map.kernel)
+
+  def _apply(self, grads, variables):
+    """Sums replicas, clips, and applies finite gradients.
+
+    Returns:
+      `(global gradient norm before clipping, whether they were applied)`.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+      grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    gradient_norm = tf.linalg.global_norm(grads)
+    if self._gradient_clip_norm is not None:
+      grads, _ = tf.clip_by_global_norm(grads, self._gradient_clip_norm,
+                                        use_norm=gradient_norm)
+    finite = tf.math.is_finite(gradient_norm)
+    grads_and_vars = list(zip(grads, variables))
+    if self._summarize_grads_and_vars:
+      self._summarize(grads_and_vars)
+
+    def apply():
+      self._optimizer.apply_gradients(grads_and_vars,
+                                      skip_gradients_aggregation=True)
+      return tf.constant(True)
+
+    if _num_replicas() > 1:
+      # Every replica holds the same summed gradients; a conditional around
+      # the optimizer's cross-replica update is not supported, so a
+      # non-finite update is caught by the caller after the episode.
+      return gradient_norm, apply()
+    return gradient_norm, tf.cond(finite, apply, lambda: tf.constant(False))
 
   def _summarize(self, grads_and_vars):
     step = self.train_step_counter
@@ -334,24 +503,23 @@ class PixelA2CAgent(tf_agent.TFAgent):
       tf.summary.histogram(f'variables/{name}', var, step=step)
 
 
-def poly_learning_rate(initial_learning_rate, decay_episodes, episode_counter,
+def poly_learning_rate(initial_learning_rate, episode, num_episodes,
                        power=0.9):
   """The reference schedule `lr * (1 - episode / episodes) ** power`.
 
+  The reference sets Adam's rate after every episode, so the episode with
+  0-based index `episode` trains at this rate: the first at `lr`, the last at
+  `lr * (1 / episodes) ** power`, and after the budget it is 0.
+
   Args:
     initial_learning_rate: learning rate at episode 0 (1e-3).
-    decay_episodes: the episode budget (30000 in the paper).
-    episode_counter: int64 variable counting finished episodes; keeping the
-      schedule on it (not on optimizer steps) keeps it per episode when an
-      episode has several updates, and restores it with the checkpoint.
+    episode: 0-based index of the episode about to run (int or tensor).
+    num_episodes: the episode budget (30000 in the paper).
     power: 0.9 in the reference.
 
   Returns:
-    A zero-argument callable for a Keras optimizer's `learning_rate`.
+    float32 scalar tensor.
   """
-  def learning_rate():
-    fraction = tf.cast(episode_counter, tf.float32) / float(decay_episodes)
-    fraction = tf.clip_by_value(fraction, 0.0, 1.0)
-    return initial_learning_rate * tf.pow(1.0 - fraction, power)
-  return learning_rate
-
+  fraction = tf.cast(episode, tf.float32) / float(max(num_episodes, 1))
+  fraction = tf.clip_by_value(fraction, 0.0, 1.0)
+  return initial_learning_rate * tf.pow(1.0 - fraction, power)

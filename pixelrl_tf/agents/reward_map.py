@@ -22,23 +22,46 @@ def identity_kernel(size):
   return kernel
 
 
-class RewardMapConv(tf.Module):
-  """A learnable `size x size` convolution of `[B,H,W]` reward/value maps."""
+class IdentityKernel(tf.keras.initializers.Initializer):
+  """Initialiser of a `[k,k,1,1]` kernel: 1 at the centre, 0 elsewhere."""
+
+  def __call__(self, shape, dtype=None, **kwargs):
+    del kwargs
+    if len(shape) != 4 or shape[0] != shape[1] or tuple(shape[2:]) != (1, 1):
+      raise ValueError(f'expected a [k,k,1,1] kernel shape, got {shape}')
+    return tf.constant(identity_kernel(int(shape[0])), dtype=dtype)
+
+
+class RewardMapConv(tf.keras.layers.Conv2D):
+  """A learnable `size x size` convolution of `[B,H,W]` reward/value maps.
+
+  A Keras `Conv2D` with one filter, no bias, "same" zero padding and the
+  identity initialiser, built at construction so that its kernel exists
+  before a checkpoint is restored (the kernel is the layer's `kernel`
+  attribute, as in run directories written before this was a Keras layer).
+  It always computes in float32, whatever the global Keras dtype policy.
+  """
 
   def __init__(self, size=33, name='reward_map_conv'):
-    """Creates the kernel, initialised to the identity.
+    """Creates the layer and its kernel, initialised to the identity.
 
     Args:
       size: odd kernel size; 33 matches the network's receptive field.
-      name: module and variable name.
+      name: layer and variable name.
     """
-    super().__init__(name=name)
+    if size % 2 != 1:
+      raise ValueError(f'reward map kernel size must be odd, got {size}')
+    super().__init__(1, size, padding='same', use_bias=False,
+                     kernel_initializer=IdentityKernel(), name=name,
+                     dtype='float32')
     self.size = size
-    with self.name_scope:
-      self.kernel = tf.Variable(identity_kernel(size), name='kernel')
+    self.build(tf.TensorShape([None, None, None, 1]))
+    # The layer takes `[B,H,W]` maps and adds the channel axis itself.
+    self.input_spec = None
 
-  def __call__(self, maps):
+  def call(self, maps):
     """Convolves `[B,H,W]` maps with zero padding (same size, no bias)."""
-    with tf.name_scope(self.name):
-      output = tf.nn.conv2d(maps[..., None], self.kernel, 1, 'SAME')
-      return output[..., 0]
+    return super().call(maps[..., None])[..., 0]
+
+  def get_config(self):
+    return {'size': self.size, 'name': self.name}

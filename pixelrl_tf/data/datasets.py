@@ -362,9 +362,11 @@ def image_source(source=DEFAULT_SOURCE,
     * `'default'`: scikit-image's photographs (`default_images`), split by
       `split_train_validation` with `validation_fraction` (0.2 when None and
       no `validation_source` is given);
-    * a folder path: its image files, or those named by `list_file`.
-      Validation images come from `validation_source` (a folder, used whole)
-      when given, else from a held-out `validation_fraction` of the files
+    * a folder path: its image files, or those named by `list_file` (all
+      of them train, as the reference trains on its whole list).
+      Validation images come from `validation_source` when given: a folder
+      (used whole) or `'default'` (the default photographs' held-out
+      split); else from a held-out `validation_fraction` of the files
       (which then also leaves the training part); with neither, asking for
       the validation subset is an error.
 
@@ -392,10 +394,15 @@ def image_source(source=DEFAULT_SOURCE,
                      f'{subset!r}')
   source = os.fspath(source)
   if subset == VALIDATION and validation_source is not None:
+    if os.fspath(validation_source) == DEFAULT_SOURCE:
+      return image_source(DEFAULT_SOURCE, VALIDATION, channels=channels,
+                          split_seed=split_seed, bgr=bgr)
     return load_images(
         list_image_files(validation_source), channels, bgr=bgr)
   if validation_fraction is None:
-    holds_out = source == DEFAULT_SOURCE and validation_source is None
+    holds_out = source == DEFAULT_SOURCE and (
+        validation_source is None or
+        os.fspath(validation_source) == DEFAULT_SOURCE)
     validation_fraction = DEFAULT_VALIDATION_FRACTION if holds_out else 0.0
   if source == DEFAULT_SOURCE:
     if list_file is not None:

@@ -219,3 +219,18 @@ def parse_noise(spec):
 def noise_model(kind=GAUSSIAN, level=25.0, clip=False):
   """Gin-configurable factory of a `NoiseModel` (see `NoiseModel`)."""
   return NoiseModel(kind, level, clip)
+
+
+def noisy_pairs(images, noise_model, seed):
+  """Yields `(name, noisy, clean)`, noise seeded by `(seed, image index)`.
+
+  Args:
+    images: iterable of `(name, clean [H,W,C])`.
+    noise_model: a `NoiseModel`.
+    seed: int seed; image `i` is corrupted with the stateless seed
+      `(seed, i)`, so a set of noisy images is the same in every run.
+  """
+  for index, (name, clean) in enumerate(images):
+    noisy = noise_model.apply(clean[None], tf.constant([seed, index],
+                                                       tf.int64))
+    yield name, noisy.numpy()[0], clean

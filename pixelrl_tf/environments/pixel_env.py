@@ -5,17 +5,12 @@ Shapes: `B` batch, `H, W` height and width, `C` channels, `A` actions.
 An episode starts from a corrupted image `s_0` and its clean target `I`; at
 each of `t_max` steps every pixel picks an action (a filter, a +-1 move, ...),
 all filters are applied to the image before the step and each pixel takes its
-own action's result. The reward is a `[H,W]` map per image; for denoising and
-restoration it is the decrease of the squared error on the 0..255 scale,
-divided by 255 as in the reference code:
-
-    r_t = 255 * ((I - s_t)^2 - (I - s_{t+1})^2)        (images on 0..1)
-
-Colour enhancement uses `'lab_distance'` (eq. 21) instead, see
-`lab_distance_decrease`.
+own action's result. The reward is a `[H,W]` map per image (`rewards`).
 
 Images are never clipped inside an episode. The step itself is TF ops
-(`transition`), shared with in-graph rollouts and the exported model.
+(`transition`), shared by this Python environment and the in-graph
+`tf_pixel_env.PixelTFEnvironment` that training, evaluation and the exported
+model run.
 """
 
 import numpy as np
@@ -25,56 +20,11 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from pixelrl_tf.filters import action_set as action_set_lib
-from pixelrl_tf.filters import color_ops
-
-
-def squared_error_decrease(targets, images, next_images):
-  """`[B,H,W]` reward `255 * ((I - s_t)^2 - (I - s_{t+1})^2)`, summed over C."""
-  before = tf.reduce_sum(tf.square(targets - images), axis=-1)
-  after = tf.reduce_sum(tf.square(targets - next_images), axis=-1)
-  return 255.0 * (before - after)
-
-
-def lab_distance_decrease(targets, images, next_images):
-  """`[B,H,W]` colour reward, eq. (21) of the paper.
-
-  `r = ||Lab(I) - Lab(s_t)||_2 - ||Lab(I) - Lab(s_{t+1})||_2` per pixel, in
-  raw CIE Lab units (no 255 factor), with OpenCV's float BGR->Lab conversion
-  (`color_ops.bgr_to_lab`, which clips its input to [0, 1]) on unclipped
-  states, as the reference colour code computes it.
-
-  Args:
-    targets: `[B,H,W,3]` BGR targets `I`.
-    images: `[B,H,W,3]` BGR states `s_t`.
-    next_images: `[B,H,W,3]` BGR states `s_{t+1}`.
-
-  Returns:
-    float32 `[B,H,W]`.
-  """
-  target_lab = color_ops.bgr_to_lab(targets)
-
-  def distance(states):
-    difference = target_lab - color_ops.bgr_to_lab(states)
-    return tf.sqrt(tf.reduce_sum(tf.square(difference), axis=-1))
-
-  return distance(images) - distance(next_images)
-
-
-REWARD_FUNCTIONS = {'squared_error': squared_error_decrease,
-                    'lab_distance': lab_distance_decrease}
-
-
-def get_reward_fn(name):
-  """Returns the reward function registered as `name`."""
-  try:
-    return REWARD_FUNCTIONS[name]
-  except KeyError:
-    raise ValueError(f'unknown reward {name!r}; known: '
-                     f'{", ".join(sorted(REWARD_FUNCTIONS))}') from None
+from pixelrl_tf.environments import rewards
 
 
 def transition(images, actions, targets, action_set=None,
-               reward_fn=squared_error_decrease):
+               reward_fn=rewards.squared_error_decrease):
   """One environment step as TF ops.
 
   Args:
@@ -102,7 +52,7 @@ class PixelEnvironment(py_environment.PyEnvironment):
   """
 
   def __init__(self, episode_source, image_shape, batch_size, t_max=5,
-               action_set=None, reward_fn=squared_error_decrease):
+               action_set=None, reward_fn=rewards.squared_error_decrease):
     """Creates the environment.
 
     Args:

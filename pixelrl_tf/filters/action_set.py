@@ -12,6 +12,7 @@ actions. Images are float32 `[B, H, W, C]`; action maps are integer
 
 import dataclasses
 import functools
+import sys
 from typing import Callable, Iterator, Sequence, Tuple
 
 import gin
@@ -254,18 +255,102 @@ COLOR_REFERENCE_ACTIONS = _color_actions(
 
 COLOR = 'color'
 COLOR_REFERENCE = 'color_reference'
-# Action sets whose images are BGR colour (3 channels).
-COLOR_ACTION_SETS = (COLOR, COLOR_REFERENCE)
+DENOISE = 'denoise'
 
-_ACTION_SETS = {'denoise': DENOISE_ACTIONS, COLOR: COLOR_ACTIONS,
-                COLOR_REFERENCE: COLOR_REFERENCE_ACTIONS}
+# Named actions, for tables given as lists of names (model.json, gin).
+_ACTIONS = {}
+# Named tables: name -> tuple of action names, in index order.
+_ACTION_SETS = {}
+# Action name -> the module that registered it.
+_REGISTERED_BY = {}
+
+
+def register_action(action: Action, overwrite: bool = False) -> Action:
+  """Makes `action` available by name to `get_action_set` and `model.json`.
+
+  A user's action is any traceable TF function of `[B, H, W, C]` images,
+  registered from their own module (see `examples/guided_filter_action.py`):
+
+      action_set.register_action(action_set.Action(
+          'guided_2_0.01', my_guided_filter, (255, 255, 0)))
+
+  and then named in a task's action list (`make_task.action_set = [...]`).
+  A model records the names and the modules that registered them, so that
+  `eval`, `export` and `restore` rebuild the same table.
+
+  Args:
+    action: the `Action`.
+    overwrite: replace an action already registered under the same name.
+
+  Returns:
+    `action`.
+
+  Raises:
+    ValueError: the name is taken by another function.
+  """
+  existing = _ACTIONS.get(action.name)
+  if existing is not None and existing is not action and not overwrite:
+    raise ValueError(f'an action called {action.name!r} is already '
+                     'registered; choose another name')
+  _ACTIONS[action.name] = action
+  # The module to import before the name resolves in another process.
+  _REGISTERED_BY[action.name] = sys._getframe(1).f_globals.get('__name__')  # pylint: disable=protected-access
+  return action
+
+
+def register_action_set(name: str, action_names: Sequence[str],
+                        overwrite: bool = False) -> None:
+  """Registers a named table of registered actions (in index order)."""
+  if name in _ACTION_SETS and not overwrite:
+    raise ValueError(f'an action set called {name!r} is already registered')
+  for action_name in action_names:
+    _get_action(action_name)
+  _ACTION_SETS[name] = tuple(action_names)
+
+
+def _get_action(name: str) -> Action:
+  try:
+    return _ACTIONS[name]
+  except KeyError:
+    raise ValueError(
+        f'unknown action {name!r}; import the module that registers it '
+        f'(known: {", ".join(sorted(_ACTIONS))})') from None
+
+
+def action_names(spec) -> Tuple[str, ...]:
+  """The action names of `spec`: a registered table name or a name list."""
+  if isinstance(spec, ActionSet):
+    return spec.names
+  if isinstance(spec, str):
+    try:
+      return _ACTION_SETS[spec]
+    except KeyError:
+      raise ValueError(f'unknown action set {spec!r}; known: '
+                       f'{", ".join(sorted(_ACTION_SETS))}') from None
+  return tuple(spec)
+
+
+def action_modules(spec) -> Tuple[str, ...]:
+  """Modules outside this package that define the actions of `spec`."""
+  modules = {_REGISTERED_BY.get(name) for name in action_names(spec)}
+  return tuple(sorted(m for m in modules
+                      if m and m != '__main__' and
+                      not m.startswith('pixelrl_tf.')))
+
+
+def get_action_set(spec) -> ActionSet:
+  """The `ActionSet` of a table name (e.g. `'denoise'`) or a name list."""
+  if isinstance(spec, ActionSet):
+    return spec
+  names = action_names(spec)
+  if isinstance(spec, str) and spec in _BUILTIN_TABLES:
+    return _BUILTIN_TABLES[spec]
+  return ActionSet([_get_action(name) for name in names])
 
 
 @gin.configurable(module='pixelrl_tf.filters')
 def color_action_set(reference_code_actions=False):
   """Name of the colour action set: the paper's or the released code's.
-
-  Used in configs as `train.action_set = @color_action_set()`.
 
   Args:
     reference_code_actions: True for `'color_reference'` (the released
@@ -277,15 +362,21 @@ def color_action_set(reference_code_actions=False):
   return COLOR_REFERENCE if reference_code_actions else COLOR
 
 
-def is_color_action_set(name):
-  """Whether the action set `name` works on 3-channel BGR images."""
-  return name in COLOR_ACTION_SETS
+_BUILTIN_TABLES = {DENOISE: DENOISE_ACTIONS, COLOR: COLOR_ACTIONS,
+                   COLOR_REFERENCE: COLOR_REFERENCE_ACTIONS}
+for _table in _BUILTIN_TABLES.values():
+  for _action in _table:
+    if _ACTIONS.get(_action.name) is None:
+      _ACTIONS[_action.name] = _action
+for _name, _table in _BUILTIN_TABLES.items():
+  _ACTION_SETS[_name] = _table.names
 
-
-def get_action_set(name: str) -> ActionSet:
-  """Returns the action set registered as `name` (e.g. `'denoise'`)."""
-  try:
-    return _ACTION_SETS[name]
-  except KeyError:
-    raise ValueError(f'unknown action set {name!r}; known: '
-                     f'{", ".join(sorted(_ACTION_SETS))}') from None
+# The action-set ablation of Table III (denoising): basic filters; plus
+# bilateral sigma_c 1.0; plus the +-1 moves; the full table is 'denoise'.
+DENOISE_BASIC = ('box_5', 'median_5', 'gaussian_1.5', 'do_nothing')
+register_action_set('denoise_basic', DENOISE_BASIC)
+register_action_set('denoise_basic_bilateral',
+                    DENOISE_BASIC + ('bilateral_1.0',))
+register_action_set('denoise_basic_bilateral_moves',
+                    DENOISE_BASIC + ('bilateral_1.0', 'subtract_one',
+                                     'add_one'))

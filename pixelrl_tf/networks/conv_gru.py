@@ -71,15 +71,17 @@ class ConvGRUCell(tf.keras.layers.Layer):
       `[B,H,W,F]` the new hidden state `h_t`.
     """
     f = self.filters
-    state = tf.broadcast_to(state, tf.shape(inputs))
-    x_kernels = tf.concat([self.wz, self.wr, self.w], axis=-1)
-    h_kernels = tf.concat([self.uz, self.ur], axis=-1)
+    state = tf.broadcast_to(tf.cast(state, inputs.dtype), tf.shape(inputs))
+    x_kernels = tf.cast(tf.concat([self.wz, self.wr, self.w], axis=-1),
+                        inputs.dtype)
+    h_kernels = tf.cast(tf.concat([self.uz, self.ur], axis=-1), inputs.dtype)
+    u_kernel = tf.cast(self.u, inputs.dtype)
     x_terms = tf.nn.conv2d(inputs, x_kernels, 1, 'SAME')
     h_terms = tf.nn.conv2d(state, h_kernels, 1, 'SAME')
     z = tf.sigmoid(x_terms[..., :f] + h_terms[..., :f])
     r = tf.sigmoid(x_terms[..., f:2 * f] + h_terms[..., f:])
     candidate = tf.tanh(
-        x_terms[..., 2 * f:] + tf.nn.conv2d(r * state, self.u, 1, 'SAME'))
+        x_terms[..., 2 * f:] + tf.nn.conv2d(r * state, u_kernel, 1, 'SAME'))
     return (1.0 - z) * state + z * candidate
 
   def get_config(self):

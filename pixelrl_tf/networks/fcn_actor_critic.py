@@ -21,7 +21,6 @@ training crops and full-size test images alike; `get_initial_state` returns a
 `[B,1,1,F]` zero map that broadcasts to any size.
 """
 
-import gin
 import tensorflow as tf
 from tf_agents.networks import network
 from tf_agents.trajectories import time_step as ts
@@ -33,21 +32,21 @@ _POLICY_BRANCH = (('diconv5_pi', 3), ('diconv6_pi', 2))
 _VALUE_BRANCH = (('diconv5_v', 3), ('diconv6_v', 2))
 
 
-def _conv(name, filters, dilation, activation='relu', initializer=None):
+def _conv(name, filters, dilation, activation='relu', initializer=None,
+          dtype=None):
   return tf.keras.layers.Conv2D(
       filters, 3, padding='same', dilation_rate=dilation,
       activation=activation, name=name,
       kernel_initializer=initializer or conv_gru.he_normal(),
-      bias_initializer='zeros')
+      bias_initializer='zeros', dtype=dtype)
 
 
-@gin.configurable(module='pixelrl_tf.networks')
 class FcnActorCritic(network.Network):
   """Per-pixel policy logits and values, with an optional ConvGRU state."""
 
   def __init__(self, input_tensor_spec, num_actions, filters=64,
                use_conv_gru=True, name='FcnActorCritic',
-               preprocessing_fn=None):
+               preprocessing_fn=None, dtype_policy=None):
     """Creates the network.
 
     Args:
@@ -62,6 +61,10 @@ class FcnActorCritic(network.Network):
         applied to the observation before conv1, without variables (e.g.
         the colour models' BGR -> scaled Lab conversion); None feeds the
         observation as it is.
+      dtype_policy: Keras dtype policy of the layers (e.g.
+        `'mixed_bfloat16'`: bfloat16 arithmetic, float32 variables); None
+        uses the global policy. Inputs, the GRU state and the outputs
+        (logits, values) stay float32 whatever the policy.
     """
     state_spec = (tf.TensorSpec([None, None, filters], tf.float32)
                   if use_conv_gru else ())
@@ -71,14 +74,20 @@ class FcnActorCritic(network.Network):
     self._filters = filters
     self._use_conv_gru = use_conv_gru
     self._preprocessing_fn = preprocessing_fn
-    self._trunk = [_conv(n, filters, d) for n, d in _TRUNK]
-    self._policy_branch = [_conv(n, filters, d) for n, d in _POLICY_BRANCH]
-    self._value_branch = [_conv(n, filters, d) for n, d in _VALUE_BRANCH]
-    self._conv_gru = (conv_gru.ConvGRUCell(filters, name='conv_gru')
+    self._trunk = [_conv(n, filters, d, dtype=dtype_policy)
+                   for n, d in _TRUNK]
+    self._policy_branch = [_conv(n, filters, d, dtype=dtype_policy)
+                           for n, d in _POLICY_BRANCH]
+    self._value_branch = [_conv(n, filters, d, dtype=dtype_policy)
+                          for n, d in _VALUE_BRANCH]
+    self._conv_gru = (conv_gru.ConvGRUCell(filters, name='conv_gru',
+                                           dtype=dtype_policy)
                       if use_conv_gru else None)
     self._policy_head = _conv('conv8_pi' if use_conv_gru else 'conv7_pi',
-                              num_actions, 1, activation=None)
-    self._value_head = _conv('conv7_v', 1, 1, activation=None)
+                              num_actions, 1, activation=None,
+                              dtype=dtype_policy)
+    self._value_head = _conv('conv7_v', 1, 1, activation=None,
+                             dtype=dtype_policy)
 
   @property
   def num_actions(self):
@@ -156,8 +165,9 @@ class FcnActorCritic(network.Network):
       if step_type is not None:
         is_first = tf.equal(step_type, ts.StepType.FIRST)
         hidden = tf.where(is_first[:, None, None, None], 0.0, hidden)
-      new_state = self._conv_gru(policy_features, hidden)
-      policy_features = new_state
-    logits = self._policy_head(policy_features)
-    values = tf.squeeze(self._value_head(value_features), axis=-1)
+      policy_features = self._conv_gru(policy_features, hidden)
+      new_state = tf.cast(policy_features, tf.float32)
+    logits = tf.cast(self._policy_head(policy_features), tf.float32)
+    values = tf.cast(tf.squeeze(self._value_head(value_features), axis=-1),
+                     tf.float32)
     return (logits, values), new_state

@@ -3,7 +3,9 @@
 A `.caffemodel` is a serialised Caffe `NetParameter` protocol buffer. This
 module decodes the protobuf wire format directly (no Caffe, no compiled
 schema), keeping only what weight import needs: every layer's name, type and
-parameter blobs, and the geometry of convolution layers.
+parameter blobs, and the geometry of convolution layers. Empty, truncated,
+corrupt or foreign files, and blobs holding NaN or infinite values, are
+refused with a one-line `ValueError` naming the file (and the layer).
 
 Fields read (numbers from Caffe's `caffe.proto`):
 
@@ -27,6 +29,7 @@ initialisation.
 """
 
 import dataclasses
+import math
 import struct
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -91,8 +94,18 @@ class CaffeNet:
   convolution_geometry: Dict[str, ConvolutionGeometry]
 
 
+# Blob shapes beyond these are corrupt data, not weights (numpy allows at
+# most 32 dimensions).
+_MAX_BLOB_DIMS = 32
+_MAX_BLOB_DIM = 1 << 31
+
+
 class _DecodeError(ValueError):
-  pass
+  """The bytes are not a well-formed `NetParameter`."""
+
+
+class _NonFiniteError(ValueError):
+  """A blob holds NaN or infinite values."""
 
 
 def _read_varint(data, pos):
@@ -187,12 +200,18 @@ def _parse_blob(data):
       chunks.append(_float_values(wire_type, value, '<f'))
     elif number == 8:
       chunks.append(_float_values(wire_type, value, '<d'))
-  values = (np.concatenate(chunks).astype(np.float32) if chunks
-            else np.zeros([0], np.float32))
+  # Doubles beyond float32 become inf (and NaN stays NaN); both are refused
+  # by the layer.
+  with np.errstate(over='ignore', invalid='ignore'):
+    values = (np.concatenate(chunks).astype(np.float32) if chunks
+              else np.zeros([0], np.float32))
   if shape is None:
     shape = [legacy.get(n, 1) for n in (1, 2, 3, 4)] if legacy else [
         values.size]
-  if int(np.prod(shape)) != values.size:
+  if len(shape) > _MAX_BLOB_DIMS or not all(
+      0 <= dim < _MAX_BLOB_DIM for dim in shape):
+    raise _DecodeError(f'blob of invalid shape {tuple(shape)[:8]}')
+  if math.prod(shape) != values.size:
     raise _DecodeError(
         f'blob of shape {tuple(shape)} holds {values.size} values')
   return values.reshape(shape)
@@ -231,6 +250,10 @@ def _parse_layer(data, legacy):
       blobs.append(_parse_blob(value))
     elif number == conv_field and wire_type == _LENGTH_DELIMITED:
       geometry = _parse_convolution_param(value)
+  for index, blob in enumerate(blobs):
+    if not np.all(np.isfinite(blob)):
+      raise _NonFiniteError(f'layer {name!r} blob {index} holds NaN or '
+                            'infinite values')
   return CaffeLayer(name, layer_type, blobs), geometry
 
 
@@ -245,8 +268,23 @@ def parse_net(data):
     and legacy V1 `layers` entries lists them as they appear.
 
   Raises:
-    ValueError: if the bytes are not a well-formed `NetParameter`.
+    ValueError: (one line) if the bytes are not a well-formed
+      `NetParameter` ('not a Caffe model (...)'), or a layer's blob holds
+      NaN or infinite values (the message names the layer and blob).
   """
+  try:
+    return _parse_net(data)
+  except _NonFiniteError as error:
+    raise ValueError(str(error)) from None
+  except _DecodeError as error:
+    raise ValueError(f'not a Caffe model ({error})') from None
+  except Exception as error:  # pylint: disable=broad-except
+    # Corrupt input must not surface as another exception type.
+    raise ValueError(f'not a Caffe model ({type(error).__name__}: '
+                     f'{" ".join(str(error).split())})') from None
+
+
+def _parse_net(data):
   layers = []
   geometry_by_name = {}
   for number, wire_type, value in _fields(data):
@@ -263,16 +301,26 @@ def read_net(path):
 
   Raises:
     FileNotFoundError: if `path` does not exist.
-    ValueError: if it is not a decodable Caffe model.
+    ValueError: (one line, naming the file) if it cannot be read, is empty,
+      is not a decodable Caffe model, has no layers, or a blob holds NaN or
+      infinite values.
   """
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'{path}: no such file')
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    data = f.read()
+  try:
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(f'{path}: no such file')
+    if tf.io.gfile.isdir(path):
+      raise ValueError(f'{path}: is a folder, not a Caffe model')
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      data = f.read()
+  except tf.errors.OpError as error:
+    reason = ' '.join(str(error.message).split())
+    raise ValueError(f'{path}: cannot read the file ({reason})') from None
+  if not data:
+    raise ValueError(f'{path}: empty file, not a Caffe model')
   try:
     net = parse_net(data)
-  except _DecodeError as error:
-    raise ValueError(f'{path}: not a Caffe model ({error})') from None
+  except ValueError as error:
+    raise ValueError(f'{path}: {error}') from None
   if not net.layers:
     raise ValueError(f'{path}: not a Caffe model (no layers)')
   return net

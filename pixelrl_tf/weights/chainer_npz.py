@@ -18,8 +18,16 @@ File kinds (`detect_variant`):
 `load_into_network` loads a whole file (the file and the network must match
 exactly) or, with `layers=`, only the named network layers, which is how the
 restoration and colour trainings are initialised.
+
+`read_npz` unpacks the archive itself, member by member, and unpickles
+nothing: a file that is empty, truncated, corrupt, not a zip of `.npy`
+arrays, or holds object, string or complex arrays or NaN/Inf values is
+refused with a one-line `ValueError` naming the file (and the key).
 """
 
+import io
+import math
+import os
 import zipfile
 from typing import Mapping, NamedTuple
 
@@ -31,6 +39,9 @@ VARIANTS = ('fcn', 'gru', 'gru_rmc')
 REGRESSION = 'regression'
 REWARD_MAP_LAYER = 'reward_map_conv'
 REWARD_MAP_KEY = 'conv_R/W'
+# The released models are a few MB; anything this large is not one (and
+# would only be unpacked into memory).
+MAX_NPZ_BYTES = 1 << 30
 
 # Network layers of the trunk and of both dilated branches.
 TRUNK_AND_BRANCH_LAYERS = ('conv1', 'diconv2', 'diconv3', 'diconv4',
@@ -118,39 +129,132 @@ def expected_keys(kind):
   return keys
 
 
+class _NpzError(ValueError):
+  """A finished one-line message about an npz file."""
+
+
+def _one_line(text):
+  return ' '.join(str(text).split())
+
+
+def _read_npy_member(data, key, source):
+  """Decodes one `.npy` member of an npz without unpickling anything.
+
+  Args:
+    data: the member's bytes.
+    key: its key (the member name without `.npy`), for messages.
+    source: the file, for messages.
+
+  Returns:
+    The array, writable and owning its memory.
+
+  Raises:
+    ValueError: (one line) the member is not a numeric `.npy` array, its
+      data is truncated or too long, or it holds NaN or infinite values.
+  """
+  stream = io.BytesIO(data)
+  try:
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+      shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(
+          stream)
+    elif version == (2, 0):
+      shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(
+          stream)
+    else:
+      raise ValueError(f'unsupported .npy format version {version}')
+  except ValueError as error:
+    raise _NpzError(f'{source}: member {key!r} is not a .npy array '
+                    f'({_one_line(error)})') from None
+  if dtype.hasobject:
+    raise _NpzError(f'{source}: array {key!r} holds Python objects (dtype '
+                    f'{dtype}); pickled data is refused')
+  if dtype.fields is not None or dtype.kind not in 'iuf':
+    raise _NpzError(f'{source}: array {key!r} has dtype {dtype}, expected a '
+                    'numeric (integer or float) array')
+  if any(dim < 0 for dim in shape):
+    raise _NpzError(f'{source}: array {key!r} has a negative dimension in '
+                    f'its shape {shape}')
+  count = math.prod(shape)
+  expected = count * dtype.itemsize
+  stored = len(data) - stream.tell()
+  if stored != expected:
+    raise _NpzError(f'{source}: array {key!r} of shape {shape} and dtype '
+                    f'{dtype} needs {expected} bytes, the file holds '
+                    f'{stored}')
+  array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+  array = array.reshape(shape, order='F' if fortran_order else 'C').copy(
+      order='K')
+  if dtype.kind == 'f' and not np.all(np.isfinite(array)):
+    raise _NpzError(f'{source}: array {key!r} holds NaN or infinite values')
+  return array
+
+
+def _read_members(archive, source):
+  arrays = {}
+  total = 0
+  for info in archive.infolist():
+    name = info.filename
+    if not name.endswith('.npy') or info.is_dir():
+      raise _NpzError(f'{source}: not an .npz file of arrays (member '
+                      f'{name!r} is not a .npy array)')
+    key = name[:-len('.npy')]
+    total += info.file_size
+    if total > MAX_NPZ_BYTES:
+      raise _NpzError(f'{source}: the arrays unpack to more than '
+                      f'{MAX_NPZ_BYTES} bytes; not a PixelRL model')
+    arrays[key] = _read_npy_member(archive.read(info), key, source)
+  if not arrays:
+    raise _NpzError(f'{source}: the .npz file holds no arrays')
+  return arrays
+
+
 def read_npz(path):
   """Reads every array of an npz file.
+
+  Nothing is unpickled: object arrays are refused. The archive is read
+  member by member, each `.npy` header checked against its data, so a
+  corrupt, truncated or foreign file fails quickly.
 
   Args:
     path: the `.npz` file.
 
   Returns:
-    Dict key -> numpy array.
+    Dict key -> numpy array (integer or float).
 
   Raises:
     FileNotFoundError: if `path` does not exist.
-    ValueError: if it is not a readable npz of numeric arrays.
+    ValueError: (one line, naming the file) if it is empty, not a zip
+      archive, or not an npz of numeric arrays (or of none): a member is not
+      a `.npy` array, is corrupt or truncated, holds Python objects or
+      non-numeric data, or holds NaN or infinite values (the message names
+      the key).
   """
+  source = str(path)
   try:
-    with open(path, 'rb') as f:
-      is_zip = zipfile.is_zipfile(f)
+    f = open(path, 'rb')
   except FileNotFoundError:
-    raise FileNotFoundError(f'{path}: no such file') from None
+    raise FileNotFoundError(f'{source}: no such file') from None
   except OSError as error:
-    raise ValueError(f'{path}: cannot read the file ({error})') from None
-  if not is_zip:
-    raise ValueError(f'{path}: not an .npz file (not a zip archive)')
-  try:
-    with np.load(path, allow_pickle=False) as npz:
-      arrays = {key: npz[key] for key in npz.files}
-  except Exception as error:  # pylint: disable=broad-except
-    # numpy raises ValueError, OSError, EOFError or zipfile errors here.
-    raise ValueError(f'{path}: unreadable .npz file '
-                     f'({type(error).__name__}: {error})') from None
-  for key, array in arrays.items():
-    if not np.issubdtype(array.dtype, np.number):
-      raise ValueError(f'{path}: array {key!r} has dtype {array.dtype}, '
-                       'expected a numeric array')
+    raise ValueError(f'{source}: cannot read the file '
+                     f'({_one_line(error.strerror or error)})') from None
+  with f:
+    try:
+      if os.fstat(f.fileno()).st_size == 0:
+        raise _NpzError(f'{source}: empty file, not an .npz file')
+      if not zipfile.is_zipfile(f):
+        raise _NpzError(f'{source}: not an .npz file (not a zip archive)')
+      f.seek(0)
+      with zipfile.ZipFile(f) as archive:
+        arrays = _read_members(archive, source)
+    except _NpzError as error:
+      raise ValueError(_one_line(error)) from None
+    except Exception as error:  # pylint: disable=broad-except
+      # zipfile and zlib raise BadZipFile, OSError, EOFError, zlib.error,
+      # NotImplementedError (compression), RuntimeError (encryption), ...
+      raise ValueError(f'{source}: unreadable .npz file '
+                       f'({type(error).__name__}: {_one_line(error)})'
+                       ) from None
   return arrays
 
 

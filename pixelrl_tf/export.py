@@ -7,10 +7,6 @@ Writes the restoration SavedModel to EXPORT_BASE/NAME/VERSION (signatures
 serving_default, restore_uint8, restore_steps, metadata) and the greedy
 TF-Agents policy to EXPORT_BASE/NAME_policy/VERSION. The version defaults to
 the next free integer; an existing version is never overwritten.
-
-This is the `export` job's main. It lives in the `export` package as
-`__main__` because a module `pixelrl_tf/export.py` would be shadowed by the
-package; like every main it only imports its own `training.export_lib`.
 """
 
 from absl import app
@@ -18,7 +14,7 @@ from absl import flags
 from absl import logging
 
 from pixelrl_tf import cli
-from pixelrl_tf.training import export_lib
+from pixelrl_tf.jobs import export_lib
 
 _ROOT_DIR = flags.DEFINE_string(
     'root_dir', None, 'Run directory (trained or imported) or checkpoint.')

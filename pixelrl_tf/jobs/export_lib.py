@@ -30,10 +30,12 @@ size), so no fixed policy image size is needed.
 
 Versions count up from 1: without an explicit version the next one is one
 more than the largest integer folder under either `NAME` or `NAME_policy`.
-An existing version is never overwritten. Both SavedModels are written into
-hidden temporary folders beside their final places and renamed only when
-both are complete, so a server polling the folders never sees a half-written
-version.
+An existing version is never overwritten, and two exports running at once
+take different versions (each claims its version with an atomic `mkdir`
+first). Both SavedModels are written into hidden temporary folders beside
+their final places and renamed only when both are complete, the policy
+first: a server polling `NAME` never sees a half-written version, nor a
+version without its policy.
 """
 
 import dataclasses
@@ -45,12 +47,9 @@ import warnings
 
 import tensorflow as tf
 from tf_agents.policies import policy_saver
-from tf_agents.specs import tensor_spec
-from tf_agents.trajectories import time_step as ts
 
-from pixelrl_tf.agents import pixel_policy
-from pixelrl_tf.export import restoration_module
-from pixelrl_tf.training import model_io
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.serving import restoration_module
 
 POLICY_SUFFIX = '_policy'
 MODEL_CONFIG_ASSET = os.path.join('assets.extra', model_io.MODEL_CONFIG_FILE)
@@ -87,27 +86,17 @@ def next_version(*model_bases):
 
 
 def greedy_policy(config, network):
-  """The greedy `PixelActorCriticPolicy` over `network` (any image size).
+  """The agent's greedy `policy` over `network` (any image size).
 
   Args:
     config: the `ModelConfig`.
     network: its `FcnActorCritic`.
 
   Returns:
-    The policy: observation `[H,W,C]` float32, reward `[H,W]`, action
+    `agent.policy`: observation `[H,W,C]` float32, reward `[H,W]`, action
     `[H,W]` int32 in `[0, A-1]`, state the GRU map `[H,W,F]` (or none).
   """
-  observation_spec = tf.TensorSpec([None, None, config.channels], tf.float32,
-                                   'observation')
-  time_step_spec = ts.time_step_spec(
-      observation_spec, reward_spec=tf.TensorSpec([None, None], tf.float32,
-                                                  'reward'))
-  action_spec = tensor_spec.BoundedTensorSpec(
-      [None, None], tf.int32, minimum=0,
-      maximum=config.get_action_set().num_actions - 1, name='action')
-  return pixel_policy.PixelActorCriticPolicy(
-      time_step_spec, action_spec, network, greedy=True,
-      name='greedy_policy')
+  return model_io.build_agent(config, network).policy
 
 
 def restoration_module_for(config, network):
@@ -116,12 +105,27 @@ def restoration_module_for(config, network):
       network, config.get_action_set(), config.t_max)
 
 
+def _reserve_version(model_base, policy_base, version):
+  """Claims `version` for this export (atomic `mkdir`); False if taken."""
+  for base in (model_base, policy_base):
+    if os.path.exists(os.path.join(base, str(version))):
+      return False
+  os.makedirs(model_base, exist_ok=True)
+  try:
+    os.mkdir(os.path.join(model_base, f'.{version}.reserved'))
+  except FileExistsError:
+    return False
+  return True
+
+
 def _save_atomically(saves):
   """Writes SavedModels beside their final folders, then renames them.
 
   Args:
-    saves: `(save_fn, final_dir)` pairs; `save_fn(temp_dir)` writes one
-      SavedModel. Nothing is renamed into place unless every save succeeds.
+    saves: `(save_fn, final_dir)` pairs, renamed in this order;
+      `save_fn(temp_dir)` writes one SavedModel. Nothing is renamed into
+      place unless every save succeeds, and the last folder (the served
+      restoration model) appears only after the others are in place.
   """
   temp_dirs = []
   try:
@@ -184,21 +188,32 @@ def export_model(root_dir, export_base, model_name, version=None):
                      '".", "_" and "-"')
   model_base = os.path.join(export_base, model_name)
   policy_base = os.path.join(export_base, model_name + POLICY_SUFFIX)
-  if version is None:
-    version = next_version(model_base, policy_base)
-  elif version < 1:
+  if version is not None and version < 1:
     raise ValueError(f'version must be a positive integer, got {version}')
+  config, network, _ = model_io.load_model(root_dir)
+  explicit = version is not None
+  if not explicit:
+    version = next_version(model_base, policy_base)
+  # Two exports at once take different versions: each claims its version
+  # with an atomic mkdir before writing.
+  while not _reserve_version(model_base, policy_base, version):
+    if explicit:
+      raise FileExistsError(
+          f'{os.path.join(model_base, str(version))} already exists (or is '
+          'being exported); refusing to overwrite it (omit --version to '
+          'take the next one)')
+    version += 1
   model_dir = os.path.join(model_base, str(version))
   policy_dir = os.path.join(policy_base, str(version))
-  for path in (model_dir, policy_dir):
-    if os.path.exists(path):
-      raise FileExistsError(f'{path} already exists; refusing to overwrite '
-                            'it (omit --version to take the next one)')
-  config, network, _ = model_io.load_model(root_dir)
-  _save_atomically([
-      (lambda path: _save_restoration_model(config, network, path),
-       model_dir),
-      (lambda path: _save_policy(config, network, path), policy_dir),
-  ])
+  try:
+    # The policy first: the restoration model, what a server polls, appears
+    # last, so it never exists without its policy.
+    _save_atomically([
+        (lambda path: _save_policy(config, network, path), policy_dir),
+        (lambda path: _save_restoration_model(config, network, path),
+         model_dir),
+    ])
+  finally:
+    os.rmdir(os.path.join(model_base, f'.{version}.reserved'))
   return ExportResult(version=version, model_dir=model_dir,
                       policy_dir=policy_dir)

@@ -11,10 +11,13 @@ policy and applies the per-pixel action map:
     a_t = argmax_A logits                        [B,H,W]
     s_{t+1} = action_set.apply(s_t, a_t)         [B,H,W,C]
 
-`greedy_rollout` is the one implementation of that loop. Evaluation calls it
-in process; `RestorationModule` wraps it in `tf.function`s with fixed input
-signatures so that the whole loop (network, GRU state, filters) is one graph
-that TF Serving or `tf.saved_model.load` run without any Python code.
+The loop is `drivers.rollout.run_episode` with the greedy policy on a
+`PixelTFEnvironment`. `RestorationModule` wraps it in `tf.function`s with
+fixed input signatures so that the whole loop (network, GRU state, filters)
+is one graph that TF Serving or `tf.saved_model.load` run without any Python
+code; evaluation, validation and `restore` call the same module in process
+(`Restorer`, which also gives the uniformly random agents of the paper's
+baseline).
 
 Images are float32 on the 0..1 scale and are never clipped inside the loop
 (as the reference code); `restored_uint8` is the clipped 8-bit image of the
@@ -26,8 +29,15 @@ image given to a colour model, or a colour image to a gray model, is an error
 `restore` command does).
 """
 
+import dataclasses
+from typing import Callable, Dict, Sequence
+
 import numpy as np
 import tensorflow as tf
+
+from pixelrl_tf.agents import pixel_policy
+from pixelrl_tf.drivers import rollout
+from pixelrl_tf.environments import tf_pixel_env
 
 SIGNATURE_FLOAT = 'serving_default'
 SIGNATURE_UINT8 = 'restore_uint8'
@@ -69,62 +79,24 @@ def check_images(network, images):
   return images
 
 
-def greedy_rollout(network, action_set, images, t_max):
-  """Runs the greedy `t_max`-step episode and keeps every intermediate image.
+def greedy_policy(network, environment):
+  """The greedy `PixelActorCriticPolicy` (the agent's `policy`) of a network."""
+  return pixel_policy.PixelActorCriticPolicy(
+      environment.time_step_spec(), environment.action_spec(), network,
+      greedy=True, name='greedy_policy')
 
-  Args:
-    network: an `FcnActorCritic` (or any network with the same call
-      contract: `((logits [B,H,W,A], values), new_state)`).
-    action_set: the `ActionSet` the model was trained with.
-    images: `[B,H,W,C]` float32 corrupted images `s_0` (not clipped).
-    t_max: `T`, the number of steps (>= 1).
 
-  Returns:
-    `(images [B,T+1,H,W,C], actions [B,T,H,W])`: `images[:, 0]` is the input
-    and `images[:, t]` the image after step `t`; `actions[:, t]` is the int32
-    action map of step `t + 1`.
-
-  Raises:
-    ValueError: on a bad image shape (see `check_images`) or `t_max < 1`.
-  """
-  if t_max < 1:
-    raise ValueError(f't_max must be at least 1, got {t_max}')
-  with tf.name_scope('greedy_rollout'):
-    images = check_images(network, images)
-    initial_state = network.get_initial_state(tf.shape(images)[0])
-    step_images = tf.TensorArray(tf.float32, size=t_max + 1,
-                                 element_shape=images.shape)
-    step_actions = tf.TensorArray(tf.int32, size=t_max,
-                                  element_shape=images.shape[:3])
-
-    def step(t, images, state, step_images, step_actions):
-      (logits, _), state = network(images, network_state=state,
-                                   training=False)
-      actions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-      images = action_set.apply(images, actions)
-      return (t + 1, images, state, step_images.write(t + 1, images),
-              step_actions.write(t, actions))
-
-    # One loop body in the graph whatever T is; the state starts as the
-    # broadcastable `[B,1,1,F]` zeros and becomes `[B,H,W,F]`.
-    state_invariants = tf.nest.map_structure(
-        lambda s: tf.TensorShape([None] * s.shape.rank), initial_state)
-    _, _, _, step_images, step_actions = tf.while_loop(
-        lambda t, *_: t < t_max, step,
-        (tf.constant(0), images, initial_state, step_images.write(0, images),
-         step_actions),
-        shape_invariants=(tf.TensorShape([]), images.shape, state_invariants,
-                          tf.TensorShape(None), tf.TensorShape(None)),
-        maximum_iterations=t_max)
-    return (tf.transpose(step_images.stack(), [1, 0, 2, 3, 4]),
-            tf.transpose(step_actions.stack(), [1, 0, 2, 3]))
+def _environment(network, action_set):
+  channels = int(network.input_tensor_spec.shape[-1])
+  return tf_pixel_env.PixelTFEnvironment(action_set, channels=channels)
 
 
 def greedy_restore(network, action_set, images, t_max):
   """Restores images with the greedy policy (the reference test procedure).
 
   Args:
-    network: the actor-critic network (see `greedy_rollout`).
+    network: the actor-critic network (an `FcnActorCritic`, or any network
+      with its call contract).
     action_set: the `ActionSet` the model was trained with.
     images: `[B,H,W,C]` float32 corrupted images on the 0..1 scale.
     t_max: `T`, the number of steps.
@@ -132,8 +104,12 @@ def greedy_restore(network, action_set, images, t_max):
   Returns:
     `(restored [B,H,W,C] float32, unclipped; actions [B,T,H,W] int32)`.
   """
-  step_images, actions = greedy_rollout(network, action_set, images, t_max)
-  return step_images[:, -1], actions
+  images = check_images(network, images)
+  environment = _environment(network, action_set)
+  episode = rollout.run_episode(
+      environment, greedy_policy(network, environment),
+      environment.start_episode(images), t_max, keep_images=False)
+  return environment.images, episode.actions
 
 
 def uint8_to_float(images):
@@ -249,10 +225,13 @@ class RestorationModule(tf.Module):
     metadata: no input -> dict `t_max`, `channels`, `dependency_radius`
       (int32 scalars), `action_names` string `[A]`, `action_colors` uint8
       `[A,3]` RGB.
+  In process only (not exported): `random_steps(images, seed)`, the same
+  rollout with uniformly random actions (int64 `[2]` seed).
   """
 
   def __init__(self, network, action_set, t_max,
-               filter_radius=DEFAULT_FILTER_RADIUS, name='restoration'):
+               filter_radius=DEFAULT_FILTER_RADIUS, name='restoration',
+               jit_compile=False):
     """Wraps a network and an action set.
 
     Args:
@@ -263,6 +242,7 @@ class RestorationModule(tf.Module):
       filter_radius: largest filter radius of `action_set` (for
         `dependency_radius`).
       name: module name.
+      jit_compile: compile the loop with XLA.
     """
     super().__init__(name=name)
     if t_max < 1:
@@ -271,19 +251,26 @@ class RestorationModule(tf.Module):
     self._action_set = action_set
     self._t_max = int(t_max)
     self._channels = int(network.input_tensor_spec.shape[-1])
+    self._environment = _environment(network, action_set)
+    self.policy = greedy_policy(network, self._environment)
+    self._random_policy = pixel_policy.RandomPixelPolicy(
+        self._environment.time_step_spec(), self._environment.action_spec())
     self._dependency_radius = dependency_radius(network, t_max, filter_radius)
     self._action_names = list(action_set.names)
     self._action_colors = np.asarray(action_set.colors, np.uint8)
     image_shape = [None, None, None, self._channels]
+    image_spec = tf.TensorSpec(image_shape, tf.float32, INPUT_KEY)
     self.restore = tf.function(
-        self._restore, autograph=False,
-        input_signature=[tf.TensorSpec(image_shape, tf.float32, INPUT_KEY)])
+        self._restore, autograph=False, input_signature=[image_spec])
     self.restore_uint8 = tf.function(
         self._restore_uint8, autograph=False,
         input_signature=[tf.TensorSpec(image_shape, tf.uint8, INPUT_KEY)])
     self.restore_steps = tf.function(
-        self._restore_steps, autograph=False,
-        input_signature=[tf.TensorSpec(image_shape, tf.float32, INPUT_KEY)])
+        self._restore_steps, autograph=False, jit_compile=jit_compile,
+        input_signature=[image_spec])
+    self.random_steps = tf.function(
+        self._random_steps, autograph=False,
+        input_signature=[image_spec, tf.TensorSpec([2], tf.int64)])
     self.metadata = tf.function(self._metadata, autograph=False,
                                 input_signature=[])
 
@@ -296,23 +283,35 @@ class RestorationModule(tf.Module):
     return self._channels
 
   @property
+  def action_set(self):
+    return self._action_set
+
+  @property
   def dependency_radius(self):
     return self._dependency_radius
 
   def _restore(self, images):
     # Calls the traced `restore_steps`, so the SavedModel holds one loop.
-    rollout = self.restore_steps(images)
-    restored = rollout['images'][:, -1]
+    steps = self.restore_steps(images)
+    restored = steps['images'][:, -1]
     return {'restored': restored, 'restored_uint8': quantize_uint8(restored),
-            'actions': rollout['actions']}
+            'actions': steps['actions']}
 
   def _restore_uint8(self, images):
     return self.restore(uint8_to_float(images))
 
+  def _run(self, policy, images, seed=None):
+    images = check_images(self.network, images)
+    episode = rollout.run_episode(
+        self._environment, policy, self._environment.start_episode(images),
+        self._t_max, seed=seed)
+    return {'images': episode.images, 'actions': episode.actions}
+
   def _restore_steps(self, images):
-    step_images, actions = greedy_rollout(self.network, self._action_set,
-                                          images, self._t_max)
-    return {'images': step_images, 'actions': actions}
+    return self._run(self.policy, images)
+
+  def _random_steps(self, images, seed):
+    return self._run(self._random_policy, images, seed)
 
   def _metadata(self):
     return {
@@ -331,3 +330,79 @@ class RestorationModule(tf.Module):
         SIGNATURE_STEPS: self.restore_steps.get_concrete_function(),
         SIGNATURE_METADATA: self.metadata.get_concrete_function(),
     }
+
+
+def _to_numpy(outputs):
+  return {key: value.numpy() for key, value in outputs.items()}
+
+
+@dataclasses.dataclass
+class Restorer:
+  """A restoration model, whatever it was loaded from.
+
+  Attributes:
+    channels: `C` of the images the model takes.
+    t_max: `T`, steps of the restoration loop.
+    dependency_radius: tile margin (see `dependency_radius`).
+    action_names: the `A` action names.
+    action_colors: uint8 `[A,3]` RGB palette.
+    restore_fn: float32 `[1,H,W,C]` -> dict of numpy `restored [1,H,W,C]`,
+      `restored_uint8`, `actions [1,T,H,W]`.
+    restore_steps_fn: float32 `[1,H,W,C]` -> dict of numpy
+      `images [1,T+1,H,W,C]`, `actions`.
+    random_steps_fn: `(float32 [1,H,W,C], seed [2]) ->` the `restore_steps`
+      dict of uniformly random agents, or None (SavedModels).
+    description: what was loaded, for messages.
+  """
+  channels: int
+  t_max: int
+  dependency_radius: int
+  action_names: Sequence[str]
+  action_colors: np.ndarray
+  restore_fn: Callable[[np.ndarray], Dict[str, np.ndarray]]
+  restore_steps_fn: Callable[[np.ndarray], Dict[str, np.ndarray]]
+  random_steps_fn: Callable[..., Dict[str, np.ndarray]] = None
+  description: str = ''
+
+
+def restorer_from_module(module: RestorationModule,
+                         description: str = '') -> Restorer:
+  """The `Restorer` of an in-process `RestorationModule`."""
+  return Restorer(
+      channels=module.channels, t_max=module.t_max,
+      dependency_radius=module.dependency_radius,
+      action_names=list(module.action_set.names),
+      action_colors=module.action_set.colors,
+      restore_fn=lambda x: _to_numpy(module.restore(tf.constant(x))),
+      restore_steps_fn=lambda x: _to_numpy(module.restore_steps(
+          tf.constant(x))),
+      random_steps_fn=lambda x, seed: _to_numpy(module.random_steps(
+          tf.constant(x), tf.constant(seed, tf.int64))),
+      description=description)
+
+
+def restorer_from_saved_model(path: str) -> Restorer:
+  """The `Restorer` of an exported SavedModel folder.
+
+  Raises:
+    ValueError: the SavedModel lacks the restoration signatures.
+  """
+  loaded = tf.saved_model.load(path)
+  signatures = loaded.signatures
+  needed = (SIGNATURE_FLOAT, SIGNATURE_STEPS, SIGNATURE_METADATA)
+  missing = [name for name in needed if name not in signatures]
+  if missing:
+    raise ValueError(f'{path} is not a pixelrl_tf restoration model '
+                     f'(no signature {", ".join(missing)})')
+  metadata = _to_numpy(signatures[SIGNATURE_METADATA]())
+  restore = signatures[SIGNATURE_FLOAT]
+  restore_steps = signatures[SIGNATURE_STEPS]
+  return Restorer(
+      channels=int(metadata['channels']), t_max=int(metadata['t_max']),
+      dependency_radius=int(metadata['dependency_radius']),
+      action_names=[name.decode() for name in metadata['action_names']],
+      action_colors=metadata['action_colors'],
+      restore_fn=lambda x: _to_numpy(restore(images=tf.constant(x))),
+      restore_steps_fn=lambda x: _to_numpy(
+          restore_steps(images=tf.constant(x))),
+      description=f'SavedModel {path}')

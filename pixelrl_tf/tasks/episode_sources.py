@@ -7,13 +7,20 @@ An `EpisodeSource` gives the training stream of `(start, target)` batches
 optional noise model the episode applies in-graph with its own seed, and
 the fixed `(name, corrupted, target)` validation triples.
 
-Kinds:
-  * `'noise'`: clean crops of `data_source`; the episode adds `noise`
-    (denoising; Gaussian, Poisson or salt-and-pepper);
+Kinds (`Task.episode_source`):
+  * `'noise'`: clean crops of `data_source`; the episode adds the task's
+    noise (denoising; Gaussian, Poisson or salt-and-pepper);
   * `'text'`: clean crops covered by random text (blind restoration);
   * `'paired'`: aligned input/target images from `data_source/input` and
-    `data_source/target` (colour enhancement), rotated up to
-    `max_rotation_degrees` together.
+    `data_source/target` (colour enhancement), rotated together.
+
+Validation images are a separate, named set: `validation_source` is
+`'default'` (the held-out photographs of the offline default data) or a
+folder (for `'paired'`, a folder with `input/` and `target/`); with the
+default data as the training source they are its held-out split; with
+`validation_fraction` a seeded share of the source is held out instead.
+Without any of these there is no validation. Any unreadable validation image
+is an error naming the file.
 """
 
 import dataclasses
@@ -26,12 +33,7 @@ import tensorflow as tf
 from pixelrl_tf.data import datasets
 from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.data import text_overlay
-from pixelrl_tf.training import eval_lib
-
-NOISE = 'noise'
-TEXT = 'text'
-PAIRED = 'paired'
-KINDS = (NOISE, TEXT, PAIRED)
+from pixelrl_tf.tasks import tasks as tasks_lib
 
 # Validation corruption is seeded independently of the run's seed, so that
 # validation PSNRs of different runs are comparable.
@@ -53,47 +55,47 @@ def _paired_images(folder, channels, bgr):
           for path_in, path_out in pairs]
 
 
-def make_episode_source(kind, data_source, channels, batch_size, crop_size,
-                        seed, start_batch=0, noise='gaussian:25',
-                        list_file=None, validation_source=None,
-                        validation_fraction=None, max_rotation_degrees=10.0,
-                        max_validation_images=None, bgr=False):
+def make_episode_source(task, data_source, batch_size, crop_size, seed,
+                        start_batch=0, list_file=None, validation_source=None,
+                        validation_fraction=None, max_validation_images=None):
   """Builds the `EpisodeSource` of a training run.
 
   Args:
-    kind: `'noise'`, `'text'` or `'paired'`.
+    task: the `Task` (its episode source, noise, channels, channel order
+      and augmentation rotation).
     data_source: `'default'` or a folder (for `'paired'`: a folder with
       `input/` and `target/`).
-    channels: 1 or 3.
     batch_size: `B`.
     crop_size: crop side.
     seed: seed of the stream.
     start_batch: first batch of the seeded stream (the episode to resume).
-    noise: noise spec for `'noise'`.
     list_file: optional list of the training files of a folder source.
-    validation_source: optional folder of validation images.
+    validation_source: `'default'` or a folder of validation images.
     validation_fraction: held-out fraction of the source for validation.
-    max_rotation_degrees: augmentation rotation.
     max_validation_images: keep at most this many validation images.
-    bgr: load colour images in BGR order (the reference colour code's).
 
   Returns:
     An `EpisodeSource`.
   """
-  if kind not in KINDS:
-    raise ValueError(f'unknown episode source {kind!r}; use one of {KINDS}')
-  if kind == PAIRED:
+  task = tasks_lib.get_task(task)
+  channels, bgr = task.channels, task.bgr
+  if task.episode_source == tasks_lib.PAIRED:
     pairs = _paired_images(data_source, channels, bgr)
-    fraction = (datasets.DEFAULT_VALIDATION_FRACTION
-                if validation_fraction is None else validation_fraction)
-    train_pairs, validation = datasets.split_train_validation(pairs, fraction)
+    if validation_source is not None:
+      train_pairs = pairs
+      validation = _paired_images(validation_source, channels, bgr)
+    else:
+      train_pairs, validation = datasets.split_train_validation(
+          pairs, validation_fraction or 0.0)
     dataset = datasets.make_paired_dataset(
         [(n, i) for n, i, _ in train_pairs],
         [(n, t) for n, _, t in train_pairs], batch_size=batch_size,
         crop_size=crop_size, seed=seed, start_batch=start_batch,
-        max_rotation_degrees=max_rotation_degrees)
-    return EpisodeSource(dataset, None,
-                         validation[:max_validation_images])
+        max_rotation_degrees=task.max_rotation_degrees)
+    return EpisodeSource(dataset, None, validation[:max_validation_images])
+  if task.episode_source not in (tasks_lib.NOISE, tasks_lib.TEXT):
+    raise ValueError(f'task {task.name!r} has no training episodes from '
+                     f'images ({task.episode_source!r})')
 
   def images(subset):
     return datasets.image_source(
@@ -102,23 +104,23 @@ def make_episode_source(kind, data_source, channels, batch_size, crop_size,
         validation_fraction=validation_fraction, bgr=bgr)
 
   train_images = images(datasets.TRAIN)
-  try:
-    validation_images = images(datasets.VALIDATION)
-  except ValueError:
-    validation_images = []
-  validation_images = validation_images[:max_validation_images]
-  if kind == NOISE:
-    noise_model = noise_lib.parse_noise(noise)
+  has_validation = (validation_source is not None or bool(validation_fraction)
+                    or os.fspath(data_source) == datasets.DEFAULT_SOURCE)
+  validation_images = (images(datasets.VALIDATION) if has_validation
+                       else [])[:max_validation_images]
+  if task.episode_source == tasks_lib.NOISE:
+    noise_model = noise_lib.parse_noise(task.noise)
     crops = datasets.make_training_dataset(
         train_images, batch_size=batch_size, crop_size=crop_size, seed=seed,
-        max_rotation_degrees=max_rotation_degrees, start_batch=start_batch)
-    validation = list(eval_lib.noisy_pairs(validation_images, noise_model,
-                                           VALIDATION_SEED))
+        max_rotation_degrees=task.max_rotation_degrees,
+        start_batch=start_batch)
+    validation = list(noise_lib.noisy_pairs(validation_images, noise_model,
+                                            VALIDATION_SEED))
     return EpisodeSource(crops.map(lambda c: (c, c)), noise_model,
                          validation)
   dataset = text_overlay.make_text_restoration_dataset(
       train_images, batch_size=batch_size, crop_size=crop_size, seed=seed,
-      start_batch=start_batch, max_rotation_degrees=max_rotation_degrees)
+      start_batch=start_batch, max_rotation_degrees=task.max_rotation_degrees)
   validation = [
       (name, text_overlay.corrupt_with_text(image, (VALIDATION_SEED, i))[0],
        image) for i, (name, image) in enumerate(validation_images)]

@@ -10,7 +10,7 @@ with OpenCV (colour in BGR order, as the reference code), scaled to 0..1
 (8-bit by 255, 16-bit by 65535) and converted to the model's channels when
 needed (colour -> gray with `cv2.cvtColor`, gray -> colour by repetition,
 alpha dropped), with a printed note. Large images are restored in overlapping
-tiles with exactly the untiled result (`export.tiling`).
+tiles with exactly the untiled result (`serving.tiling`).
 
 For every input `DIR/x.ext` the output folder gets `x.png`, the restored
 image (clipped and rounded with the official protocol), and with
@@ -20,17 +20,16 @@ each step above the colour-coded action map of that step, and a legend) and
 map).
 """
 
-import dataclasses
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, List, Optional
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
-from pixelrl_tf.export import restoration_module
-from pixelrl_tf.export import tiling
-from pixelrl_tf.training import model_io
+from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.serving import tiling
+from pixelrl_tf.jobs import model_io
 from pixelrl_tf.visualization import action_maps
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp',
@@ -41,36 +40,6 @@ ACTIONS_SUFFIX = '_actions'
 
 class RestoreError(Exception):
   """A problem with the inputs of `restore_files`, with a one-line message."""
-
-
-@dataclasses.dataclass
-class Restorer:
-  """A loaded model, whatever it was loaded from.
-
-  Attributes:
-    channels: `C` of the images the model takes.
-    t_max: `T`, steps of the restoration loop.
-    dependency_radius: tile margin (see `restoration_module`).
-    action_names: the `A` action names.
-    action_colors: uint8 `[A,3]` RGB palette.
-    restore_fn: float32 `[1,H,W,C]` -> dict of numpy `restored [1,H,W,C]`,
-      `restored_uint8`, `actions [1,T,H,W]`.
-    restore_steps_fn: float32 `[1,H,W,C]` -> dict of numpy
-      `images [1,T+1,H,W,C]`, `actions`.
-    description: what was loaded, for messages.
-  """
-  channels: int
-  t_max: int
-  dependency_radius: int
-  action_names: Sequence[str]
-  action_colors: np.ndarray
-  restore_fn: Callable[[np.ndarray], Dict[str, np.ndarray]]
-  restore_steps_fn: Callable[[np.ndarray], Dict[str, np.ndarray]]
-  description: str
-
-
-def _to_numpy(outputs):
-  return {key: value.numpy() for key, value in outputs.items()}
 
 
 def _is_saved_model(path):
@@ -86,42 +55,36 @@ def _latest_version_dir(path):
 
 
 def _restorer_from_saved_model(path):
-  loaded = tf.saved_model.load(path)
-  signatures = loaded.signatures
-  needed = (restoration_module.SIGNATURE_FLOAT,
-            restoration_module.SIGNATURE_STEPS,
-            restoration_module.SIGNATURE_METADATA)
-  missing = [name for name in needed if name not in signatures]
-  if missing:
-    raise RestoreError(f'{path} is not a pixelrl_tf restoration model '
-                       f'(no signature {", ".join(missing)})')
-  metadata = _to_numpy(signatures[restoration_module.SIGNATURE_METADATA]())
-  restore = signatures[restoration_module.SIGNATURE_FLOAT]
-  restore_steps = signatures[restoration_module.SIGNATURE_STEPS]
-  return Restorer(
-      channels=int(metadata['channels']), t_max=int(metadata['t_max']),
-      dependency_radius=int(metadata['dependency_radius']),
-      action_names=[name.decode() for name in metadata['action_names']],
-      action_colors=metadata['action_colors'],
-      restore_fn=lambda x: _to_numpy(restore(images=tf.constant(x))),
-      restore_steps_fn=lambda x: _to_numpy(
-          restore_steps(images=tf.constant(x))),
-      description=f'SavedModel {path}')
+  try:
+    return restoration_module.restorer_from_saved_model(path)
+  except ValueError as error:
+    raise RestoreError(str(error)) from None
+
+
+def restorer_from_run(path, t_max=None, jit_compile=False,
+                      dtype_policy=None):
+  """The `Restorer` of a run directory or checkpoint (in process).
+
+  Args:
+    path: run directory, checkpoint prefix or `RUN/best`.
+    t_max: restoration steps (None: the model's).
+    jit_compile: compile the restoration loop with XLA.
+    dtype_policy: Keras dtype policy of the network (e.g.
+      `'mixed_bfloat16'`).
+
+  Returns:
+    `(config, Restorer)`.
+  """
+  config, network, _ = model_io.load_model(path, dtype_policy=dtype_policy)
+  module = restoration_module.RestorationModule(
+      network, config.get_action_set(), t_max or config.t_max,
+      jit_compile=jit_compile)
+  return config, restoration_module.restorer_from_module(
+      module, description=f'{config.variant} model of {path}')
 
 
 def _restorer_from_run(path):
-  config, network, _ = model_io.load_model(path)
-  action_set = config.get_action_set()
-  module = restoration_module.RestorationModule(network, action_set,
-                                                config.t_max)
-  return Restorer(
-      channels=config.channels, t_max=config.t_max,
-      dependency_radius=module.dependency_radius,
-      action_names=list(action_set.names), action_colors=action_set.colors,
-      restore_fn=lambda x: _to_numpy(module.restore(tf.constant(x))),
-      restore_steps_fn=lambda x: _to_numpy(module.restore_steps(
-          tf.constant(x))),
-      description=f'{config.variant} model of {path}')
+  return restorer_from_run(path)[1]
 
 
 def load_restorer(path):

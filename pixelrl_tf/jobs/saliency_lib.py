@@ -58,25 +58,27 @@ import tensorflow as tf
 
 from pixelrl_tf import metrics
 from pixelrl_tf.agents import pixel_a2c_agent
+from pixelrl_tf.agents import pixel_policy
 from pixelrl_tf.data import datasets
+from pixelrl_tf.drivers import learner as learner_lib
+from pixelrl_tf.drivers import rollout
+from pixelrl_tf.environments import rewards
+from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.filters import action_set as action_set_lib
-from pixelrl_tf.training import model_io
-from pixelrl_tf.training import progress
-from pixelrl_tf.training import train_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import progress
+from pixelrl_tf.tasks import tasks as tasks_lib
 from pixelrl_tf.visualization import action_maps
 from pixelrl_tf.visualization import summaries
 
-ALPHA = 1.0
-BETA = 0.5
+ALPHA = rewards.SALIENCY_ALPHA
+BETA = rewards.SALIENCY_BETA
 DEFAULT_EPISODES = 200
-DEFAULT_T_MAX = 10
-DEFAULT_UPDATE_INTERVAL = 5
+DEFAULT_T_MAX = tasks_lib.SALIENCY_EDIT.t_max
+DEFAULT_UPDATE_INTERVAL = tasks_lib.SALIENCY_EDIT.update_interval
 GUIDED_FILTER_RADIUS = 4
 GUIDED_FILTER_EPS = 1e-4
 
-FINE_GRAINED = 'fine_grained'
-SPECTRAL_RESIDUAL = 'spectral_residual'
-SALIENCY_METHODS = (FINE_GRAINED, SPECTRAL_RESIDUAL)
 
 INPUT = 'input'
 RANDOM_AGENTS = 'random_agents'
@@ -91,78 +93,6 @@ class SaliencyEditError(Exception):
 # Saliency maps and metrics.
 
 
-def saliency_map(bgr_image, method=FINE_GRAINED):
-  """OpenCV static saliency of a BGR image on the 0..1 scale.
-
-  Args:
-    bgr_image: float `[H, W, 3]` BGR (any range; clipped and rounded to
-      8 bits first).
-    method: `'fine_grained'` or `'spectral_residual'`.
-
-  Returns:
-    float32 `[H, W]` in [0, 1] (min-max normalised per image by OpenCV).
-  """
-  if method == FINE_GRAINED:
-    detector = cv2.saliency.StaticSaliencyFineGrained_create()
-  elif method == SPECTRAL_RESIDUAL:
-    detector = cv2.saliency.StaticSaliencySpectralResidual_create()
-  else:
-    raise ValueError(f'unknown saliency method {method!r}; use one of '
-                     f'{SALIENCY_METHODS}')
-  image = metrics.quantize_to_uint8(bgr_image)
-  ok, saliency = detector.computeSaliency(image)
-  if not ok:
-    raise RuntimeError(f'OpenCV {method} saliency failed on an image of '
-                       f'shape {image.shape}')
-  return np.asarray(saliency, np.float32).reshape(image.shape[:2])
-
-
-def _batch_fine_grained(images):
-  return np.stack([saliency_map(image) for image in images])
-
-
-def fine_grained_saliency_tf(images):
-  """`saliency_map` of every image of a batch, inside a TF graph.
-
-  Args:
-    images: float32 `[B, H, W, 3]` BGR.
-
-  Returns:
-    float32 `[B, H, W]`.
-  """
-  maps = tf.numpy_function(_batch_fine_grained, [images], tf.float32,
-                           stateful=False)
-  maps.set_shape(images.shape[:3])
-  return maps
-
-
-def make_saliency_reward(alpha=ALPHA, beta=BETA):
-  """The reward function of eq. (22) for 4-channel states (BGR + mask).
-
-  The returned function has the `pixel_env` reward signature
-  `(targets, images, next_images) -> [B, H, W]`; targets are not used and
-  the mask is channel 3 of the states (> 0.5 inside).
-  """
-
-  def saliency_reward(targets, images, next_images):
-    del targets
-    inside = images[..., 3] > 0.5
-    change = (fine_grained_saliency_tf(next_images[..., :3]) -
-              fine_grained_saliency_tf(images[..., :3]))
-    return tf.where(inside, alpha * change, -beta * change)
-
-  return saliency_reward
-
-
-def pearson_cc(mask, saliency):
-  """Pearson correlation of a mask and a saliency map (None if undefined)."""
-  mask = np.asarray(mask, np.float64).ravel()
-  saliency = np.asarray(saliency, np.float64).ravel()
-  if mask.std() == 0 or saliency.std() == 0:
-    return None
-  return float(np.corrcoef(mask, saliency)[0, 1])
-
-
 def measure(input_image, image, mask):
   """Table IX metrics of an edited image.
 
@@ -174,8 +104,8 @@ def measure(input_image, image, mask):
   Returns:
     `{'cc_fine_grained', 'cc_spectral_residual', 'ssim'}`.
   """
-  result = {f'cc_{method}': pearson_cc(mask, saliency_map(image, method))
-            for method in SALIENCY_METHODS}
+  result = {f'cc_{method}': metrics.pearson_cc(mask, metrics.saliency_map(image, method))
+            for method in metrics.SALIENCY_METHODS}
   result['ssim'] = metrics.ssim(input_image, image)
   return result
 
@@ -228,19 +158,6 @@ def load_image_and_mask(image_path, mask_path):
         f'mask {mask_path} is {"all" if mask.all() else "never"} set; it '
         'must mark the target region (non-zero) and the rest (zero)')
   return image, mask.astype(np.float32)
-
-
-def colour_channel_actions(action_set):
-  """`action_set` acting on channels 0..2 of a state; other channels kept."""
-
-  def on_colour(fn):
-    def apply(images):
-      return tf.concat([fn(images[..., :3]), images[..., 3:]], axis=-1)
-    return apply
-
-  return action_set_lib.ActionSet([
-      action_set_lib.Action(action.name, on_colour(action.fn), action.color)
-      for action in action_set])
 
 
 def _colour_network(filters):
@@ -305,56 +222,50 @@ class SaliencyEditor:
 
   def __init__(self, image, mask, network, action_set, t_max, update_interval,
                num_episodes, learning_rate=1e-3, learning_rate_power=0.9,
-               gamma=0.95, entropy_coef=0.01, alpha=ALPHA, beta=BETA,
-               seed=0):
+               alpha=ALPHA, beta=BETA, seed=0):
     """Creates the editor.
 
     Args:
       image: float32 `[H, W, 3]` BGR input on 0..1.
       mask: float32 `[H, W]` 0/1.
-      network: a 4-channel `FcnActorCritic` (Lab input transform).
-      action_set: the colour `ActionSet` (acting on 3 channels).
+      network: an `FcnActorCritic` taking the image and the mask (3 + 1
+        channels, Lab input transform).
+      action_set: the colour `ActionSet`.
       t_max: steps of a training episode.
       update_interval: steps per update (divides `t_max`).
       num_episodes: episodes of training (poly learning-rate decay span).
       learning_rate: initial Adam learning rate.
       learning_rate_power: poly decay power.
-      gamma: discount.
-      entropy_coef: entropy bonus.
       alpha: reward weight inside the mask.
       beta: reward weight outside the mask.
       seed: seed of the action sampling.
     """
     self._image = np.asarray(image, np.float32)
-    self._mask = np.asarray(mask, np.float32)
+    self._mask = np.asarray(mask, np.float32)[:, :, None]
     self._network = network
     self._action_set = action_set
-    self._state_actions = colour_channel_actions(action_set)
     self._t_max = int(t_max)
     self._num_episodes = int(num_episodes)
-    self._seed = int(seed)
-    height, width = self._mask.shape
-    self.episode = tf.Variable(0, dtype=tf.int64, name='episode')
-    optimizer = tf.keras.optimizers.Adam(
-        pixel_a2c_agent.poly_learning_rate(
-            learning_rate, max(self._num_episodes, 1), self.episode,
-            learning_rate_power), epsilon=1e-8)
-    time_step_spec, action_spec = train_lib.specs_for(
-        (height, width, 4), action_set.num_actions)
+    self._learning_rate = learning_rate
+    self._learning_rate_power = learning_rate_power
+    height, width = self._mask.shape[:2]
+    environment = tf_pixel_env.PixelTFEnvironment(
+        action_set, rewards.saliency_change_reward(alpha, beta), channels=3,
+        extra_channels=1, image_size=(height, width), batch_size=1,
+        t_max=self._t_max)
+    self._optimizer = tf.keras.optimizers.Adam(learning_rate, epsilon=1e-8)
     self._agent = pixel_a2c_agent.PixelA2CAgent(
-        time_step_spec, action_spec, network, optimizer, gamma=gamma,
-        entropy_coef=entropy_coef,
-        train_step_counter=tf.Variable(0, dtype=tf.int64))
-    runner = train_lib.EpisodeRunner(
-        self._agent, self._state_actions, None, self._t_max,
-        int(update_interval), self._seed, gamma,
-        reward_fn=make_saliency_reward(alpha, beta))
-    state_spec = tf.TensorSpec([1, height, width, 4], tf.float32)
-    self._run_episode = tf.function(runner.run, input_signature=[
-        state_spec, state_spec, tf.TensorSpec([], tf.int64)])
-    self._state = tf.constant(
-        np.concatenate([self._image, self._mask[:, :, None]], axis=2)[None])
-    self._greedy_step = tf.function(self._greedy_step_fn)
+        environment.time_step_spec(), environment.action_spec(), network,
+        self._optimizer, train_step_counter=tf.Variable(0, dtype=tf.int64))
+    learner = learner_lib.EpisodeLearner(
+        self._agent, environment, self._t_max, int(update_interval), seed,
+        reward_log_scale=1.0)
+    image_tensor = tf.constant(self._image[None])
+    mask_tensor = tf.constant(self._mask[None])
+    self._run_episode = tf.function(
+        lambda episode: learner.run(image_tensor, mask_tensor, episode,
+                                    extra=mask_tensor),
+        input_signature=[tf.TensorSpec([], tf.int64)])
 
   def train(self, progress_stream=None):
     """Runs the training episodes with a progress bar; returns seconds."""
@@ -363,22 +274,35 @@ class SaliencyEditor:
                                log_every_seconds=10.0)
     started = time.monotonic()
     for episode in range(self._num_episodes):
-      result = self._run_episode(self._state, self._state,
-                                 tf.constant(episode, tf.int64))
-      self.episode.assign_add(1)
-      # The reported reward is the discounted sum of mean rewards (the
-      # episode runner's value is scaled by 255 for the denoising tasks).
-      bar.update(episode + 1, {
-          'reward': float(result['episode_reward']) / 255.0,
-          'loss': float(result['loss'])})
+      self._optimizer.learning_rate.assign(pixel_a2c_agent.poly_learning_rate(
+          self._learning_rate, episode, self._num_episodes,
+          self._learning_rate_power))
+      result = self._run_episode(tf.constant(episode, tf.int64))
+      bar.update(episode + 1, {'reward': float(result['episode_reward']),
+                               'loss': float(result['loss'])})
     return time.monotonic() - started
 
-  def _greedy_step_fn(self, images, state):
-    observation = tf.concat(
-        [images, tf.constant(self._mask[None, :, :, None])], axis=-1)
-    (logits, _), state = self._network(observation, network_state=state)
-    actions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    return self._action_set.apply(images, actions), actions, state
+  def _rollout(self, policy, t_max, seed, use_guided_filter, radius, eps):
+    """`(images [T+1,H,W,3], actions [T,H,W])` of `policy` on the image."""
+    post_step_fn = None
+    if use_guided_filter:
+      def post_step_fn(images, start):
+        filtered = tf.numpy_function(
+            lambda x, guide: guided_filter(guide[0], x[0], radius, eps)[None],
+            [images, start], tf.float32, stateful=False)
+        return tf.ensure_shape(filtered, images.shape)
+    environment = tf_pixel_env.PixelTFEnvironment(
+        self._action_set, channels=3, extra_channels=1,
+        post_step_fn=post_step_fn)
+    if policy is None:
+      policy = pixel_policy.RandomPixelPolicy(environment.time_step_spec(),
+                                              environment.action_spec())
+    time_step = environment.start_episode(self._image[None],
+                                          extra=self._mask[None])
+    episode = rollout.run_episode(
+        environment, policy, time_step, t_max,
+        seed=None if seed is None else tf.constant([seed, 0], tf.int64))
+    return episode.images.numpy()[0], episode.actions.numpy()[0]
 
   def edit(self, t_max, use_guided_filter=True,
            radius=GUIDED_FILTER_RADIUS, eps=GUIDED_FILTER_EPS):
@@ -393,34 +317,15 @@ class SaliencyEditor:
     Returns:
       `(images [T+1,H,W,3] (input first), actions [T,H,W])`.
     """
-    images = [self._image]
-    actions = []
-    state = self._network.get_initial_state(1)
-    current = self._image[None]
-    for _ in range(t_max):
-      current, step_actions, state = self._greedy_step(
-          tf.constant(current), state)
-      current = current.numpy()
-      if use_guided_filter:
-        current = guided_filter(self._image, current[0], radius, eps)[None]
-      images.append(current[0])
-      actions.append(step_actions.numpy()[0])
-    return np.stack(images), np.stack(actions)
+    return self._rollout(self._agent.policy, t_max, None, use_guided_filter,
+                         radius, eps)
 
   def random_agents(self, t_max, seed, use_guided_filter=True,
                     radius=GUIDED_FILTER_RADIUS, eps=GUIDED_FILTER_EPS):
     """Uniformly random actions (seeded), filtered as `edit`; last image."""
-    rng = np.random.default_rng(seed)
-    current = self._image
-    for _ in range(t_max):
-      step_actions = rng.integers(0, self._action_set.num_actions,
-                                  size=(1,) + self._mask.shape)
-      current = self._action_set.apply(
-          tf.constant(current[None]), tf.constant(step_actions, tf.int32))
-      current = current.numpy()[0]
-      if use_guided_filter:
-        current = guided_filter(self._image, current, radius, eps)
-    return current
+    images, _ = self._rollout(None, t_max, seed, use_guided_filter, radius,
+                              eps)
+    return images[-1]
 
 
 def _jsonable(value):
@@ -455,7 +360,7 @@ def _write_bgr_png(image, path):
   os.replace(temp, path)
 
 
-@gin.configurable(module='pixelrl_tf.training', denylist=[
+@gin.configurable(module='pixelrl_tf.jobs', denylist=[
     'image_path', 'mask_path', 'output_dir'])
 def edit_image(image_path, mask_path, output_dir,
                episodes=DEFAULT_EPISODES,
@@ -524,8 +429,9 @@ def edit_image(image_path, mask_path, output_dir,
   action_set_name = action_set_lib.color_action_set(reference_code_actions)
   action_set = action_set_lib.get_action_set(action_set_name)
   network = model_io.build_network(model_io.ModelConfig(
-      channels=4, action_set=action_set_name, filters=filters,
-      use_conv_gru=use_conv_gru, input_transform='lab', t_max=t_max))
+      channels=3, extra_channels=1, action_set=action_set_name,
+      filters=filters, use_conv_gru=use_conv_gru, input_transform='lab',
+      t_max=t_max, task=tasks_lib.SALIENCY_EDIT.name))
   print(initialise_from(network, init), file=stream)
   editor = SaliencyEditor(image, mask, network, action_set, t_max,
                           update_interval, episodes,
@@ -547,7 +453,8 @@ def edit_image(image_path, mask_path, output_dir,
                                    action_set.names, action_set.colors,
                                    bgr=True)
   action_maps.save_png(strip, prefix + '_actions.png')
-  action_maps.save_png(_gray_panel([saliency_map(image), saliency_map(edited),
+  action_maps.save_png(_gray_panel([metrics.saliency_map(image),
+                                    metrics.saliency_map(edited),
                                     mask]), prefix + '_saliency.png')
   fractions = summaries.action_fractions(step_actions,
                                          action_set.num_actions)

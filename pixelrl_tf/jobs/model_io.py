@@ -14,15 +14,21 @@ so `train`, `eval`, `export` and `restore` load them like any other.
 """
 
 import dataclasses
+import importlib
 import json
 import os
+from typing import Optional, Tuple, Union
 
 import tensorflow as tf
 
+from pixelrl_tf.agents import pixel_a2c_agent
 from pixelrl_tf.agents import reward_map as reward_map_lib
+from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.filters import color_ops
+from pixelrl_tf.io import files
 from pixelrl_tf.networks import fcn_actor_critic
+from pixelrl_tf.tasks import tasks as tasks_lib
 
 MODEL_CONFIG_FILE = 'model.json'
 TRAIN_DIR = 'train'
@@ -39,7 +45,8 @@ class ModelConfig:
 
   Attributes:
     channels: `C` of the images the model takes (1 gray, 3 colour).
-    action_set: name of the action set (`'denoise'`, ...).
+    action_set: name of a registered action table (`'denoise'`, ...) or
+      the list of its action names.
     filters: feature channels of the network.
     use_conv_gru: the "+convGRU" variant.
     use_reward_map_conv: the "+RMC" variant (a reward map kernel exists).
@@ -47,21 +54,47 @@ class ModelConfig:
     t_max: steps of one episode (restoration loop length at test time).
     input_transform: what the network does to its input before conv1, a
       key of `INPUT_TRANSFORMS` (`'none'`, or `'lab'` for colour models).
+    task: name of the task the model was trained for (None in run
+      directories written before tasks were recorded: inferred from the
+      action set).
+    imports: modules to import before the model is rebuilt (those that
+      register its actions or task, when they are not built in).
+    extra_channels: observation channels besides the image (a mask).
   """
   channels: int = 1
-  action_set: str = 'denoise'
+  action_set: Union[str, Tuple[str, ...]] = 'denoise'
   filters: int = 64
   use_conv_gru: bool = True
   use_reward_map_conv: bool = False
   reward_map_size: int = 33
   t_max: int = 5
   input_transform: str = 'none'
+  task: Optional[str] = None
+  imports: Tuple[str, ...] = ()
+  extra_channels: int = 0
 
   def __post_init__(self):
     if self.input_transform not in INPUT_TRANSFORMS:
       raise ValueError(
           f'unknown input_transform {self.input_transform!r}; use one of '
           f'{", ".join(sorted(INPUT_TRANSFORMS))}')
+    if not isinstance(self.action_set, str):
+      object.__setattr__(self, 'action_set', tuple(self.action_set))
+    object.__setattr__(self, 'imports', tuple(self.imports))
+
+  def import_modules(self):
+    """Imports `imports` (one-line error if one is missing)."""
+    for module in self.imports:
+      try:
+        importlib.import_module(module)
+      except ImportError as error:
+        raise ValueError(f'the model needs module {module!r} (it registers '
+                         f'its actions or task): {error}') from None
+
+  def get_task(self):
+    """The `Task` of the model (see `task`)."""
+    self.import_modules()
+    return tasks_lib.task_for_model(self.task, self.action_set)
 
   @property
   def variant(self):
@@ -70,10 +103,17 @@ class ModelConfig:
     return 'gru_rmc' if self.use_reward_map_conv else 'gru'
 
   def get_action_set(self):
+    self.import_modules()
     return action_set_lib.get_action_set(self.action_set)
 
   def to_json(self):
-    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+    values = dataclasses.asdict(self)
+    for key in ('task', 'imports', 'extra_channels'):
+      # Written only when set, so older readers keep loading new files of
+      # the built-in tasks.
+      if not values[key]:
+        del values[key]
+    return json.dumps(values, indent=2, sort_keys=True)
 
   @classmethod
   def from_json(cls, text):
@@ -85,15 +125,39 @@ class ModelConfig:
     return cls(**values)
 
 
-def build_network(config):
-  """Returns the `FcnActorCritic` of `config`, variables created."""
+def build_network(config, dtype_policy=None):
+  """Returns the `FcnActorCritic` of `config`, variables created.
+
+  Args:
+    config: the `ModelConfig`.
+    dtype_policy: Keras dtype policy of the network's layers (e.g.
+      `'mixed_bfloat16'`); None: float32.
+  """
   network = fcn_actor_critic.FcnActorCritic(
-      tf.TensorSpec([None, None, config.channels], tf.float32),
+      tf.TensorSpec([None, None, config.channels + config.extra_channels],
+                    tf.float32),
       config.get_action_set().num_actions, filters=config.filters,
       use_conv_gru=config.use_conv_gru,
-      preprocessing_fn=INPUT_TRANSFORMS[config.input_transform])
+      preprocessing_fn=INPUT_TRANSFORMS[config.input_transform],
+      dtype_policy=dtype_policy)
   network.create_variables()
   return network
+
+
+def build_agent(config, network, optimizer=None, train_step_counter=None):
+  """The `PixelA2CAgent` of a model, for images of any size.
+
+  Its `policy` is the greedy policy that `export` saves; `optimizer` is only
+  needed to train.
+  """
+  environment = tf_pixel_env.PixelTFEnvironment(
+      config.get_action_set(), channels=config.channels,
+      extra_channels=config.extra_channels)
+  return pixel_a2c_agent.PixelA2CAgent(
+      environment.time_step_spec(), environment.action_spec(), network,
+      optimizer, use_reward_map_conv=config.use_reward_map_conv,
+      reward_map_size=config.reward_map_size,
+      train_step_counter=train_step_counter)
 
 
 def build_reward_map(config):
@@ -111,19 +175,10 @@ def model_checkpoint(network, reward_map=None, **extra):
   return tf.train.Checkpoint(**objects)
 
 
-def write_text_atomically(path, text):
-  """Writes `text` to a temporary file beside `path`, then renames it."""
-  tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(path)))
-  temp = path + '.tmp'
-  with tf.io.gfile.GFile(temp, 'w') as f:
-    f.write(text)
-  tf.io.gfile.rename(temp, path, overwrite=True)
-
-
 def write_model_config(run_dir, config):
   """Writes `model.json` atomically."""
-  write_text_atomically(os.path.join(run_dir, MODEL_CONFIG_FILE),
-                        config.to_json())
+  files.write_text_atomically(os.path.join(run_dir, MODEL_CONFIG_FILE),
+                              config.to_json())
 
 
 def read_model_config(run_dir):
@@ -145,13 +200,26 @@ def save_model(run_dir, config, network, reward_map=None, step=0):
 
 
 def resolve_checkpoint(path):
-  """Returns `(run_dir, checkpoint_prefix)` for a run dir or a checkpoint."""
+  """Returns `(run_dir, checkpoint_prefix)` for a run dir or a checkpoint.
+
+  `path` is a run directory (its latest checkpoint), its `best` folder
+  (`RUN/best`: the checkpoint with the best validation metric, see
+  `train_lib`) or a checkpoint prefix (`RUN/train/ckpt-500`).
+  """
   if tf.io.gfile.isdir(path):
-    run_dir = path
-    prefix = tf.train.latest_checkpoint(os.path.join(path, TRAIN_DIR))
-    if prefix is None:
-      raise FileNotFoundError(f'no checkpoint under {path}/{TRAIN_DIR}')
-    return run_dir, prefix
+    if tf.io.gfile.exists(os.path.join(path, MODEL_CONFIG_FILE)):
+      run_dir = path
+      prefix = tf.train.latest_checkpoint(os.path.join(path, TRAIN_DIR))
+      if prefix is None:
+        raise FileNotFoundError(f'no checkpoint under {path}/{TRAIN_DIR}')
+      return run_dir, prefix
+    parent = os.path.dirname(os.path.abspath(path))
+    prefix = tf.train.latest_checkpoint(path)
+    if prefix is not None and tf.io.gfile.exists(
+        os.path.join(parent, MODEL_CONFIG_FILE)):
+      return parent, prefix
+    raise FileNotFoundError(f'{path} is not a pixelrl_tf run directory (no '
+                            f'{MODEL_CONFIG_FILE})')
   if tf.io.gfile.exists(path + '.index'):
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(path)))
     return run_dir, path
@@ -159,11 +227,17 @@ def resolve_checkpoint(path):
                           'checkpoint prefix')
 
 
-def load_model(path):
-  """Loads `(config, network, reward_map)` from a run dir or checkpoint."""
+def load_model(path, dtype_policy=None):
+  """Loads `(config, network, reward_map)` from a run dir or checkpoint.
+
+  Args:
+    path: a run directory (its latest checkpoint), `RUN/best` (its best
+      validated checkpoint) or a checkpoint prefix.
+    dtype_policy: Keras dtype policy of the network (see `build_network`).
+  """
   run_dir, prefix = resolve_checkpoint(path)
   config = read_model_config(run_dir)
-  network = build_network(config)
+  network = build_network(config, dtype_policy=dtype_policy)
   reward_map = build_reward_map(config)
   status = model_checkpoint(network, reward_map).restore(prefix)
   status.expect_partial().assert_existing_objects_matched()

@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-from pixelrl_tf.training import model_io
+from pixelrl_tf.jobs import model_io
 from pixelrl_tf.weights import chainer_npz
 
 

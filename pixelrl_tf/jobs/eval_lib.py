@@ -27,14 +27,14 @@ import tensorflow as tf
 from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
 from pixelrl_tf.data import noise as noise_lib
-from pixelrl_tf.export import restoration_module
-from pixelrl_tf.filters import action_set as action_set_lib
-from pixelrl_tf.training import model_io
+from pixelrl_tf.io import files
+from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.visualization import action_maps
 from pixelrl_tf.visualization import plots
 
 ORIGINAL = 'original'
 RANDOM_AGENTS = 'random_agents'
+BEST_FIXED = 'best_fixed_schedule'
 MODEL = 'model'
 MODEL_X8 = 'model_x8'
 
@@ -57,53 +57,79 @@ def _inverse_transform(image, flip, turns):
   return image
 
 
-class Restorer:
-  """Greedy and random-agent restoration of single images of any size."""
+def greedy(restorer, image):
+  """Greedy restoration of one image.
 
-  def __init__(self, network, action_set, t_max):
-    self.network = network
+  Args:
+    restorer: a `restoration_module.Restorer`.
+    image: `[H,W,C]` float32 corrupted image.
+
+  Returns:
+    `(outputs [T,H,W,C] after each step, actions [T,H,W])`.
+  """
+  steps = restorer.restore_steps_fn(
+      np.ascontiguousarray(image[None], np.float32))
+  return steps['images'][0, 1:], steps['actions'][0]
+
+
+def greedy_x8(restorer, image):
+  """Per-step outputs `[T,H,W,C]` averaged over the 8 transforms."""
+  total = None
+  for flip, turns in X8_TRANSFORMS:
+    outputs, _ = greedy(restorer, np.ascontiguousarray(
+        _transform(image, flip, turns)))
+    restored = _inverse_transform(outputs, flip, turns)
+    total = restored if total is None else total + restored
+  return total / len(X8_TRANSFORMS)
+
+
+def random_agents(restorer, image, seed):
+  """Per-step outputs `[T,H,W,C]` of uniformly random actions (seeded)."""
+  steps = restorer.random_steps_fn(
+      np.ascontiguousarray(image[None], np.float32), seed)
+  return steps['images'][0, 1:]
+
+
+class FixedSchedules:
+  """Every action repeated 1..T times: the bar a learned policy must clear.
+
+  `outputs(image)` is `[A, T, H, W, C]`: the image after `k + 1`
+  applications of action `a` to the whole image, for every `a` and `k`. The
+  actions run eagerly, one at a time (a graph of all of them takes far
+  longer to optimise than to run).
+  """
+
+  def __init__(self, action_set, t_max, channels=None):
+    del channels  # Any channel count the actions accept.
     self.action_set = action_set
-    self.t_max = t_max
-    channels = network.input_tensor_spec.shape[-1]
-    signature = [tf.TensorSpec([1, None, None, channels], tf.float32)]
-    self._greedy = tf.function(
-        lambda x: restoration_module.greedy_rollout(
-            network, action_set, x, t_max),
-        input_signature=signature)
-    self._random = tf.function(
-        self._random_restore,
-        input_signature=signature + [tf.TensorSpec([2], tf.int64)])
+    self.t_max = int(t_max)
 
-  def _random_restore(self, images, seed):
-    seeds = tf.random.experimental.stateless_split(seed, self.t_max)
-    outputs = []
-    for t in range(self.t_max):
-      actions = tf.random.stateless_uniform(
-          tf.shape(images)[:3], seeds[t], maxval=self.action_set.num_actions,
-          dtype=tf.int32)
-      images = self.action_set.apply(images, actions)
-      outputs.append(images)
-    return tf.stack(outputs, axis=1)
+  def outputs(self, image):
+    per_action = []
+    for action in self.action_set:
+      current, steps = tf.constant(image[None], tf.float32), []
+      for _ in range(self.t_max):
+        current = action.fn(current)
+        steps.append(current.numpy()[0])
+      per_action.append(np.stack(steps))
+    return np.stack(per_action)
 
-  def greedy(self, image):
-    """Returns `(outputs [T,H,W,C], actions [T,H,W])` for `[H,W,C]`."""
-    step_images, actions = self._greedy(tf.constant(image[None], tf.float32))
-    return step_images.numpy()[0, 1:], actions.numpy()[0]
 
-  def greedy_x8(self, image):
-    """Per-step outputs `[T,H,W,C]` averaged over the 8 transforms."""
-    total = None
-    for flip, turns in X8_TRANSFORMS:
-      outputs, _ = self.greedy(np.ascontiguousarray(
-          _transform(image, flip, turns)))
-      restored = _inverse_transform(outputs, flip, turns)
-      total = restored if total is None else total + restored
-    return total / len(X8_TRANSFORMS)
+def best_fixed_schedule(per_image_scores, action_names, higher_is_better):
+  """Picks the action and count with the best mean score over images.
 
-  def random_agents(self, image, seed):
-    outputs = self._random(tf.constant(image[None], tf.float32),
-                           tf.constant(seed, tf.int64))
-    return outputs.numpy()[0]
+  Args:
+    per_image_scores: `[N, A, T]` scores of each image, action and count.
+    action_names: the `A` names.
+    higher_is_better: whether a larger score is better (PSNR) or not (Lab).
+
+  Returns:
+    `(action index, count (1..T), label like 'gaussian_1.5 x3')`.
+  """
+  means = np.mean(np.asarray(per_image_scores, np.float64), axis=0)
+  flat = np.argmax(means) if higher_is_better else np.argmin(means)
+  action, count = np.unravel_index(flat, means.shape)
+  return int(action), int(count) + 1, f'{action_names[action]} x{count + 1}'
 
 
 LAB = 'lab'
@@ -142,55 +168,70 @@ def _per_step_row(clean, outputs, lab_metric=False):
 
 
 def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
-                    include_random=True, progress_fn=None, lab_metric=False):
+                    include_random=True, progress_fn=None, lab_metric=False,
+                    fixed_schedules=None):
   """Evaluates a restorer on `(name, corrupted, clean)` triples.
 
   Args:
-    restorer: a `Restorer`.
+    restorer: a `restoration_module.Restorer`.
     pairs: iterable of `(name, corrupted [H,W,C], clean [H,W,C])`.
     random_seed: seed of the random agents.
     augment_x8: also measure the x8 test-time augmentation.
-    include_random: measure the random agents row.
+    include_random: measure the random agents row (needs a restorer with
+      `random_steps_fn`).
     progress_fn: optional callable `(index, name)` called per image.
     lab_metric: also measure `lab`, the mean Lab distance of BGR images.
+    fixed_schedules: optional `FixedSchedules`: adds the row of the best
+      single action repeated a fixed number of times (best by mean PSNR, or
+      by mean Lab distance with `lab_metric`) and its label.
 
   Returns:
     `{'num_images', 'rows': {row: {'psnr', 'ssim', 'lab'?, 'per_step'?}},
-      'per_image': {name: {row: {'psnr', 'ssim', 'lab'?}}}}`.
+      'per_image': {name: {row: {'psnr', 'ssim', 'lab'?}}}}`, plus
+    `best_fixed_schedule` (its label) with `fixed_schedules`.
   """
-  per_image, names = [], []
+  per_image, names, schedule_scores, schedule_outputs = [], [], [], []
   for index, (name, corrupted, clean) in enumerate(pairs):
     if progress_fn is not None:
       progress_fn(index, name)
     rows = {ORIGINAL: _measure(clean, corrupted, lab_metric)}
-    if include_random:
+    if include_random and restorer.random_steps_fn is not None:
       rows[RANDOM_AGENTS] = _per_step_row(
-          clean, restorer.random_agents(corrupted, [random_seed, index]),
+          clean, random_agents(restorer, corrupted, [random_seed, index]),
           lab_metric)
-    outputs, _ = restorer.greedy(corrupted)
+    if fixed_schedules is not None:
+      outputs = fixed_schedules.outputs(corrupted)
+      score = (lambda x: metrics.mean_lab_distance(clean, x)) if lab_metric \
+          else (lambda x: metrics.psnr(clean, x))
+      schedule_scores.append([[score(step) for step in action]
+                              for action in outputs])
+      schedule_outputs.append((clean, outputs))
+    outputs, _ = greedy(restorer, corrupted)
     rows[MODEL] = _per_step_row(clean, outputs, lab_metric)
     if augment_x8:
-      rows[MODEL_X8] = _per_step_row(clean, restorer.greedy_x8(corrupted),
+      rows[MODEL_X8] = _per_step_row(clean, greedy_x8(restorer, corrupted),
                                      lab_metric)
     per_image.append(rows)
     names.append(name)
   if not per_image:
     raise ValueError('no images to evaluate')
-  return {
+  label = None
+  if fixed_schedules is not None:
+    action, count, label = best_fixed_schedule(
+        schedule_scores, fixed_schedules.action_set.names, not lab_metric)
+    for rows, (clean, outputs) in zip(per_image, schedule_outputs):
+      rows[BEST_FIXED] = _measure(clean, outputs[action, count - 1],
+                                  lab_metric)
+  report = {
       'num_images': len(per_image),
       'rows': _mean_rows(per_image),
       'per_image': {
           name: {row: {k: v[k] for k in _METRICS if k in v}
                  for row, v in rows.items()}
           for name, rows in zip(names, per_image)}}
-
-
-def noisy_pairs(images, noise_model, seed):
-  """Yields `(name, noisy, clean)`, noise seeded by `(seed, image index)`."""
-  for index, (name, clean) in enumerate(images):
-    noisy = noise_model.apply(clean[None], tf.constant([seed, index],
-                                                       tf.int64))
-    yield name, noisy.numpy()[0], clean
+  if label is not None:
+    report[BEST_FIXED] = label
+  return report
 
 
 def folder_pairs(input_dir, target_dir, channels, bgr=False):
@@ -207,14 +248,13 @@ def folder_pairs(input_dir, target_dir, channels, bgr=False):
 
 def is_color_model(config):
   """Whether `config` is a colour model: BGR images and the Lab metric."""
-  return action_set_lib.is_color_action_set(config.action_set)
+  task = config.get_task()
+  return task.bgr and task.channels == 3
 
 
 def load_restorer(checkpoint, t_max=None):
   """Returns `(config, Restorer)` for a run directory or checkpoint."""
-  config, network, _ = model_io.load_model(checkpoint)
-  return config, Restorer(network, config.get_action_set(),
-                          t_max or config.t_max)
+  return restore_lib.restorer_from_run(checkpoint, t_max=t_max)
 
 
 def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
@@ -255,7 +295,7 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     noise_model = noise_lib.parse_noise(noise)
     images = datasets.load_images(datasets.list_image_files(data_dir),
                                   config.channels, bgr=color)
-    pairs = noisy_pairs(images, noise_model, seed)
+    pairs = noise_lib.noisy_pairs(images, noise_model, seed)
     data, noise_text = data_dir, str(noise_model)
   if max_images is not None:
     pairs = (p for i, p in enumerate(pairs) if i < max_images)
@@ -326,14 +366,14 @@ def write_curve_png(report, path):
 
 def write_report_text(path, text):
   """Writes a markdown report atomically."""
-  model_io.write_text_atomically(path, text)
+  files.write_text_atomically(path, text)
 
 
 def write_report(report, output_json=None, output_markdown=None):
   if output_json:
-    model_io.write_text_atomically(output_json, json.dumps(report, indent=2))
+    files.write_text_atomically(output_json, json.dumps(report, indent=2))
   if output_markdown:
-    model_io.write_text_atomically(output_markdown, report_markdown(report))
+    files.write_text_atomically(output_markdown, report_markdown(report))
 
 
 def parse_table_entry(text):
@@ -384,7 +424,7 @@ def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
       config, restorer = loaded[checkpoint]
       images = datasets.load_images(datasets.list_image_files(data_dir),
                                     config.channels)[:max_images]
-      pairs = list(noisy_pairs(images, noise_lib.parse_noise(column), seed))
+      pairs = list(noise_lib.noisy_pairs(images, noise_lib.parse_noise(column), seed))
       first = label == column_entries[0][0]
       with_aug = augment_x8 and label == labels[-1]
       if progress_fn is not None:

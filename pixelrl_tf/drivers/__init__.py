@@ -1,0 +1,1 @@
+"""Episodes: the one rollout (`rollout`) and the training episode (`learner`)."""

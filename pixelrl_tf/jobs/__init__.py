@@ -1,0 +1,1 @@
+"""The logic of each command-line job (`X.py` mains at the package root)."""

@@ -1,0 +1,811 @@
+"""Training of PixelRL agents: wiring, schedule, validation, checkpoints.
+
+Shapes: `B` global batch, `T` steps, `H, W` height and width, `C` channels,
+`A` actions.
+
+`train` builds the task's environment (`PixelTFEnvironment`, in-graph), the
+network, the agent (`PixelA2CAgent`, gin-configurable) and an
+`EpisodeLearner`, under a `tf.distribute` strategy, and runs episodes: each
+takes a batch of crops from the episode source, corrupts it in-graph with a
+stateless seed of `(seed, episode)`, rolls out the collect policy and calls
+`agent.train` every update window (see `drivers.learner`). The learning rate
+follows the reference's poly schedule, set on the optimizer before every
+episode. Everything random is a function of the run's seed and the episode
+counter, and the crop stream is positioned by the counter, so a run that is
+stopped and started again continues exactly where it was.
+
+Layout of `root_dir` (see `model_io`): `model.json` (the architecture,
+written once the data and initial weights have been read), `run.json` (the
+settings a resume must not change), `train/ckpt-N.*` (network, reward map,
+optimizer, episode counter), `best/ckpt-N.*` and `best.json` (the checkpoint
+with the best validation metric), `operative_config-<episode>.gin` (the gin
+configuration of every start), TensorBoard event files under `train/` and
+`eval/`.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from typing import Dict, Optional, Sequence
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from pixelrl_tf import cli
+from pixelrl_tf import metrics
+from pixelrl_tf.agents import pixel_a2c_agent
+from pixelrl_tf.data import datasets
+from pixelrl_tf.drivers import learner as learner_lib
+from pixelrl_tf.environments import tf_pixel_env
+from pixelrl_tf.io import files
+from pixelrl_tf.jobs import eval_lib
+from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import progress
+from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.tasks import episode_sources
+from pixelrl_tf.tasks import tasks as tasks_lib
+from pixelrl_tf.visualization import summaries
+
+EVAL_DIR = 'eval'
+BEST_DIR = 'best'
+BEST_FILE = 'best.json'
+RUN_SETTINGS_FILE = 'run.json'
+OPERATIVE_CONFIG_PATTERN = 'operative_config-{episode}.gin'
+
+STRATEGIES = ('default', 'mirrored', 'multi_worker')
+MIXED_PRECISION_POLICIES = (None, 'mixed_bfloat16', 'mixed_float16')
+
+# Settings of a run that a resume may not change silently (`run.json`).
+GUARDED_SETTINGS = ('task', 'data_source', 'list_file', 'seed', 'batch_size',
+                    'crop_size', 'num_episodes')
+
+# Activation maps of `F` channels kept per image pixel and step when the
+# update reuses the rollout's forward pass (measured, see
+# docs/benchmarks.md); the 'auto' recompute choice compares the estimate with
+# half the memory of the device.
+_KEPT_MAPS_PER_STEP = 40
+
+
+class TrainingError(Exception):
+  """A run cannot go on; the message is one line for the user."""
+
+
+def _save_checkpoint(manager, episode):
+  try:
+    return manager.save(checkpoint_number=episode)
+  except (tf.errors.OpError, OSError) as error:
+    raise TrainingError(
+        f'could not write a checkpoint at episode {episode} in '
+        f'{manager.directory} ({cli.first_line(error)}); earlier '
+        'checkpoints are intact') from error
+
+
+@gin.configurable(module='pixelrl_tf.jobs')
+def initialise_network(network, init_checkpoint=None, init_caffemodel=None,
+                       init_npz=None, init_npz_layers=None,
+                       missing_ok=False):
+  """Initialises a new network before training (not used when resuming).
+
+  Args:
+    network: the `FcnActorCritic`.
+    init_checkpoint: a run directory or checkpoint prefix whose network
+      weights are loaded (stepwise training: an RMC model starts from a GRU
+      run; its reward map, optimizer and counters are not taken).
+    init_caffemodel: IRCNN `.caffemodel` for trunk and branches (the
+      paper's initialisation; GRU and policy head keep their own).
+    init_npz: a released Chainer `.npz` to start from.
+    init_npz_layers: the layers taken from `init_npz` (None: all).
+    missing_ok: when the file to initialise from does not exist, keep the
+      random initialisation (with a note) instead of failing.
+
+  Returns:
+    A one-line description of what was loaded, or None.
+  """
+  # pylint: disable=g-import-not-at-top
+  source = init_checkpoint or init_caffemodel or init_npz
+  if source and missing_ok and not tf.io.gfile.exists(source):
+    return (f'note: {source} not found; starting from random weights '
+            '(initialise_network.missing_ok)')
+  if init_checkpoint:
+    _, prefix = model_io.resolve_checkpoint(init_checkpoint)
+    status = tf.train.Checkpoint(network=network).restore(prefix)
+    status.expect_partial().assert_existing_objects_matched()
+    return f'network initialised from {prefix}'
+  if init_caffemodel:
+    from pixelrl_tf.weights import caffemodel
+    caffemodel.load_ircnn_into_network(init_caffemodel, network)
+    return f'trunk and branches initialised from {init_caffemodel}'
+  if init_npz:
+    from pixelrl_tf.weights import chainer_npz
+    chainer_npz.load_into_network(init_npz, network, layers=init_npz_layers)
+    return f'network initialised from {init_npz}'
+  return None
+
+
+def make_strategy(name: str, timeout_seconds: Optional[float] = None,
+                  virtual_cpu_devices: Optional[int] = None):
+  """The `tf.distribute` strategy called `name` (see `train`)."""
+  if name not in STRATEGIES:
+    raise ValueError(f'unknown strategy {name!r}; use one of {STRATEGIES}')
+  if virtual_cpu_devices:
+    cpus = tf.config.list_physical_devices('CPU')
+    try:
+      tf.config.set_logical_device_configuration(
+          cpus[0], [tf.config.LogicalDeviceConfiguration()] *
+          int(virtual_cpu_devices))
+    except RuntimeError as error:
+      raise ValueError('virtual_cpu_devices must be set before TensorFlow '
+                       f'starts ({cli.first_line(error)})') from None
+  if name == 'default':
+    return tf.distribute.get_strategy()
+  if name == 'mirrored':
+    gpus = tf.config.list_logical_devices('GPU')
+    devices = [d.name for d in gpus] or [
+        d.name for d in tf.config.list_logical_devices('CPU')]
+    return tf.distribute.MirroredStrategy(devices)
+  if 'TF_CONFIG' not in os.environ:
+    raise ValueError("strategy 'multi_worker' needs the TF_CONFIG "
+                     'environment variable (see the README)')
+  options = tf.distribute.experimental.CommunicationOptions(
+      timeout_seconds=timeout_seconds)
+  return tf.distribute.MultiWorkerMirroredStrategy(
+      communication_options=options)
+
+
+def _is_chief(strategy) -> bool:
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.task_type:
+    return True
+  return (resolver.task_type == 'chief' or
+          (resolver.task_type == 'worker' and resolver.task_id == 0 and
+           'chief' not in resolver.cluster_spec().as_dict()))
+
+
+def _estimated_kept_bytes(batch, crop_size, filters, window):
+  return batch * crop_size * crop_size * filters * 4 * (
+      _KEPT_MAPS_PER_STEP * window)
+
+
+def _device_memory_bytes():
+  gpus = tf.config.list_physical_devices('GPU')
+  if gpus:
+    details = tf.config.experimental.get_device_details(gpus[0])
+    if details.get('memory_limit'):
+      return int(details['memory_limit'])
+    return 16 << 30
+  return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+
+def choose_record_gradients(update_recompute, batch, crop_size, filters,
+                            window):
+  """Whether the update reuses the rollout's forward pass.
+
+  Args:
+    update_recompute: True (always recompute, least memory), False (always
+      reuse, fastest) or `'auto'` (reuse when the kept activations are
+      estimated to fit in half of the device's memory).
+    batch: images per replica.
+    crop_size: crop side.
+    filters: network channels.
+    window: steps per update.
+  """
+  if update_recompute == 'auto':
+    kept = _estimated_kept_bytes(batch, crop_size, filters, window)
+    return kept <= _device_memory_bytes() // 2
+  if update_recompute not in (True, False):
+    raise ValueError("update_recompute must be True, False or 'auto', got "
+                     f'{update_recompute!r}')
+  return not update_recompute
+
+
+def _task_settings(task):
+  values = dataclasses.asdict(task)
+  if not isinstance(values['action_set'], str):
+    values['action_set'] = list(values['action_set'])
+  return values
+
+
+def _check_resume(root_dir, settings, allow_changes):
+  """Refuses a resume whose settings differ from the run's (one line)."""
+  path = os.path.join(root_dir, RUN_SETTINGS_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    stored = json.load(f)
+  differences = [key for key in GUARDED_SETTINGS
+                 if key in stored and stored[key] != settings.get(key)
+                 and key not in allow_changes]
+  if differences:
+    details = '; '.join(f'{key} {stored[key]!r} -> {settings[key]!r}'
+                        for key in differences)
+    raise TrainingError(
+        f'{root_dir} was trained with other settings ({details}); use a new '
+        '--root_dir, or allow the change with train.allow_changes = '
+        f'{differences!r}')
+  return stored
+
+
+class Validator:
+  """Greedy restoration of fixed, seeded validation images."""
+
+  def __init__(self, network, action_set, pairs, task):
+    """Creates the validator.
+
+    Args:
+      network: the network being trained.
+      action_set: its `ActionSet`.
+      pairs: `(name, corrupted [H,W,C], target [H,W,C])` triples.
+      task: the `Task` (its `t_max` and validation metric).
+    """
+    module = restoration_module.RestorationModule(network, action_set,
+                                                  task.t_max)
+    self._restorer = restoration_module.restorer_from_module(module)
+    self._action_set = action_set
+    self._pairs = list(pairs)
+    self._task = task
+    self._lab = task.validation_metric == tasks_lib.LAB_DISTANCE
+
+  def __len__(self):
+    return len(self._pairs)
+
+  @property
+  def metric_name(self):
+    return 'lab_distance' if self._lab else 'psnr'
+
+  @property
+  def higher_is_better(self):
+    return not self._lab
+
+  def score(self, clean, image):
+    if self._lab:
+      return metrics.mean_lab_distance(clean, image)
+    return metrics.psnr(clean, image)
+
+  def input_score(self):
+    return float(np.mean([self.score(clean, noisy)
+                          for _, noisy, clean in self._pairs]))
+
+  def evaluate(self):
+    """Returns `(mean metric, (images [T+1,1,H,W,C], actions [T,1,H,W]))`.
+
+    The images and actions are those of the first validation image, laid
+    out for `summaries.write_episode_images`.
+    """
+    values, example = [], None
+    for _, noisy, clean in self._pairs:
+      outputs, actions = eval_lib.greedy(self._restorer, noisy)
+      values.append(self.score(clean, outputs[-1]))
+      if example is None:
+        example = (np.concatenate([noisy[None], outputs])[:, None],
+                   actions[:, None])
+    return float(np.mean(values)), example
+
+  def final_report(self):
+    """Input, best fixed action schedule and model on the validation set."""
+    schedules = eval_lib.FixedSchedules(
+        self._action_set, self._task.t_max, self._pairs[0][1].shape[-1])
+    report = eval_lib.evaluate_images(
+        self._restorer, self._pairs, include_random=False,
+        lab_metric=self._lab, fixed_schedules=schedules)
+    key = eval_lib.LAB if self._lab else 'psnr'
+    rows = report['rows']
+    return {'metric': self.metric_name,
+            'input': rows[eval_lib.ORIGINAL][key],
+            'best_fixed_schedule': rows[eval_lib.BEST_FIXED][key],
+            'best_fixed_schedule_label': report[eval_lib.BEST_FIXED],
+            'model': rows[eval_lib.MODEL][key],
+            'model_per_step': [s[key] for s in rows[eval_lib.MODEL]
+                               ['per_step']]}
+
+
+def final_report_line(report):
+  """One line comparing the model with the input and the best schedule."""
+  if report['metric'] == 'psnr':
+    unit, better = ' dB', report['model'] - report['best_fixed_schedule']
+    text = (f'final validation PSNR {report["model"]:.2f} dB (input '
+            f'{report["input"]:.2f} dB, best fixed schedule '
+            f'{report["best_fixed_schedule_label"]} '
+            f'{report["best_fixed_schedule"]:.2f} dB): ')
+  else:
+    unit, better = '', report['best_fixed_schedule'] - report['model']
+    text = (f'final validation mean Lab distance {report["model"]:.2f} '
+            f'(input {report["input"]:.2f}, best fixed schedule '
+            f'{report["best_fixed_schedule_label"]} '
+            f'{report["best_fixed_schedule"]:.2f}): ')
+  verdict = 'better' if better > 0 else 'WORSE'
+  return text + f'{abs(better):.2f}{unit} {verdict} than the best fixed schedule'
+
+
+class _Watchdog:
+  """Warns when validation is worse than the input or the loss explodes."""
+
+  def __init__(self, stream, loss_growth_factor, baseline_episodes=10):
+    self._stream = stream
+    self._factor = loss_growth_factor
+    self._baseline_episodes = baseline_episodes
+    self._losses = []
+    self._recent = None
+    self.loss_growth = 1.0
+    self._warned_loss = False
+
+  def loss(self, value):
+    magnitude = abs(value)
+    if len(self._losses) < self._baseline_episodes:
+      self._losses.append(magnitude)
+      return
+    self._recent = (magnitude if self._recent is None
+                    else 0.9 * self._recent + 0.1 * magnitude)
+    baseline = max(float(np.mean(self._losses)), 1e-8)
+    self.loss_growth = self._recent / baseline
+    if (self._factor and self.loss_growth > self._factor and
+        not self._warned_loss):
+      self._warned_loss = True
+      print(f'warning: the loss has grown {self.loss_growth:.1f}x over its '
+            f'first {self._baseline_episodes} episodes (threshold '
+            f'{self._factor}x); training may be diverging (see '
+            'Metrics/loss_growth; lower the learning rate or use the '
+            'stabilisers of docs/design.md)', file=self._stream)
+
+  def validation(self, episode, value, input_value, higher_is_better, name):
+    worse = value < input_value if higher_is_better else value > input_value
+    if worse:
+      print(f'warning: at episode {episode} validation {name} {value:.4g} is '
+            f'worse than the untouched input ({input_value:.4g})',
+            file=self._stream)
+    return worse
+
+
+@gin.configurable(module='pixelrl_tf.jobs', denylist=['root_dir'])
+def train(root_dir,
+          # Task and data.
+          task=None,
+          data_source=datasets.DEFAULT_SOURCE,
+          list_file=None,
+          validation_source=None,
+          validation_fraction=None,
+          max_validation_images=None,
+          batch_size=64,
+          crop_size=70,
+          # Model.
+          filters=64,
+          use_conv_gru=True,
+          use_reward_map_conv=False,
+          reward_map_size=33,
+          # Optimizer and schedule.
+          learning_rate=1e-3,
+          learning_rate_power=0.9,
+          adam_epsilon=1e-8,
+          num_episodes=30000,
+          # Scale.
+          strategy='default',
+          update_recompute='auto',
+          jit_compile=False,
+          mixed_precision=None,
+          worker_timeout_seconds=300.0,
+          virtual_cpu_devices=None,
+          # Logging and checkpoints.
+          checkpoint_interval=500,
+          summary_interval=50,
+          image_summary_interval=500,
+          eval_interval=500,
+          keep_checkpoints=3,
+          loss_growth_warning_factor=10.0,
+          final_report=True,
+          # Run control.
+          seed=0,
+          allow_changes=(),
+          stop_after_episodes=None,
+          progress_stream=None):
+  """Trains (or resumes training) a PixelRL agent in `root_dir`.
+
+  Agent hyper-parameters (discount, entropy and value weights, RMC policy
+  gradient, stabilisers) are bindings of `PixelA2CAgent` (e.g.
+  `PixelA2CAgent.gamma = 0.95`); the task's fields are bindings of
+  `make_task`.
+
+  Args:
+    root_dir: run directory; an existing run is resumed from its latest
+      checkpoint.
+    task: None (the task `make_task` builds from its gin bindings:
+      `make_task.name = 'denoise'`, ...), a registered task name (also
+      through `make_task`, so its field bindings apply) or a `Task`.
+    data_source: `'default'` (scikit-image's photographs) or a folder.
+    list_file: optional list of training files in `data_source` (all of
+      them train).
+    validation_source: `'default'` (the default photographs' held-out
+      split) or a folder of validation images.
+    validation_fraction: share of the source held out for validation
+      instead (the colour configs).
+    max_validation_images: cap on validation images (None: all).
+    batch_size: crops per episode over all replicas (64 in the paper).
+    crop_size: crop side (70 in the paper).
+    filters: network channels (64).
+    use_conv_gru: the "+convGRU" variant.
+    use_reward_map_conv: the "+RMC" variant.
+    reward_map_size: RMC kernel size (33).
+    learning_rate: initial Adam learning rate (1e-3).
+    learning_rate_power: poly decay power over `num_episodes` (0.9).
+    adam_epsilon: Adam epsilon (Chainer's default 1e-8).
+    num_episodes: episode budget (30000 in the paper).
+    strategy: `'default'` (one device), `'mirrored'` (every local GPU, or
+      every logical CPU device without GPUs) or `'multi_worker'` (every
+      worker of the `TF_CONFIG` cluster).
+    update_recompute: True recomputes every forward pass in the update
+      (least memory), False keeps the rollout's activations (fastest),
+      `'auto'` keeps them when they are estimated to fit.
+    jit_compile: compile the training episode with XLA.
+    mixed_precision: None (float32), `'mixed_bfloat16'` or
+      `'mixed_float16'`: the network's arithmetic (filters, rewards, returns
+      and the loss stay float32).
+    worker_timeout_seconds: a multi-worker run stops with an error when a
+      peer has not answered for this long.
+    virtual_cpu_devices: split the CPU into this many logical devices (for
+      trying `'mirrored'` without GPUs; must be set before TensorFlow
+      starts, i.e. from the command line).
+    checkpoint_interval: episodes between checkpoints.
+    summary_interval: episodes between scalar summaries.
+    image_summary_interval: episodes between image summaries.
+    eval_interval: episodes between validations (and best checkpoints).
+    keep_checkpoints: checkpoints kept.
+    loss_growth_warning_factor: warn when the loss grows past this factor
+      of its first episodes (None: never).
+    final_report: at the end of the budget, compare the model with the
+      input and the best fixed action schedule on the validation images.
+    seed: seed of everything random in the run.
+    allow_changes: settings of `GUARDED_SETTINGS` a resume may change
+      (e.g. `['num_episodes']` to extend the budget).
+    stop_after_episodes: stop (with a checkpoint) after this many episodes
+      of this invocation, for tests and time-boxed runs.
+    progress_stream: where the progress bar goes (default stderr).
+
+  Returns:
+    Dict with `episode` (episodes done), `val_metric` (last validation
+    value or None), `input_metric` (of the corrupted validation inputs),
+    `metric` (`'psnr'` or `'lab_distance'`), `best` (`best.json`'s
+    content or None), `final_report` (or None), `interrupted` (signal
+    name or None), and what the run was built with: `task`,
+    `model_config`, `agent_hyperparameters` and `record_gradients`.
+
+  Raises:
+    TrainingError: a one-line reason the run cannot go on.
+  """
+  progress_stream = progress_stream or sys.stderr
+  task = _resolve_task(task)
+  if mixed_precision not in MIXED_PRECISION_POLICIES:
+    raise ValueError(f'unknown mixed_precision {mixed_precision!r}; use one '
+                     f'of {MIXED_PRECISION_POLICIES}')
+  strategy = make_strategy(strategy, worker_timeout_seconds,
+                           virtual_cpu_devices)
+  replicas = strategy.num_replicas_in_sync
+  if batch_size % replicas:
+    raise ValueError(f'batch_size ({batch_size}) must be a multiple of the '
+                     f'{replicas} replicas')
+  local_batch = batch_size // replicas
+  chief = _is_chief(strategy)
+  # Seeds the initial weights too, so a seed names one whole run.
+  tf.keras.utils.set_random_seed(seed)
+  action_set = task.get_action_set()
+  config = model_io.ModelConfig(
+      channels=task.channels, action_set=task.action_set, filters=filters,
+      use_conv_gru=use_conv_gru, use_reward_map_conv=use_reward_map_conv,
+      reward_map_size=reward_map_size, t_max=task.t_max,
+      input_transform=task.input_transform, task=task.name,
+      imports=_imports_of(task), extra_channels=task.extra_channels)
+  settings = dict(task=_task_settings(task),
+                  data_source=os.fspath(data_source),
+                  list_file=None if list_file is None else os.fspath(list_file),
+                  seed=seed, batch_size=batch_size, crop_size=crop_size,
+                  num_episodes=num_episodes)
+  tf.io.gfile.makedirs(root_dir)
+  config_path = os.path.join(root_dir, model_io.MODEL_CONFIG_FILE)
+  new_run = not tf.io.gfile.exists(config_path)
+  if not new_run:
+    existing = model_io.read_model_config(root_dir)
+    if existing != config:
+      raise TrainingError(
+          f'{root_dir} holds a different model ({existing}); use another '
+          '--root_dir or the same configuration to resume')
+  stored_settings = _check_resume(root_dir, settings, set(allow_changes))
+
+  record_gradients = choose_record_gradients(
+      update_recompute, local_batch, crop_size, filters, task.window)
+  dtype_policy = (tf.keras.mixed_precision.Policy(mixed_precision)
+                  if mixed_precision else None)
+
+  # Model, agent and checkpoint.
+  with strategy.scope():
+    network = model_io.build_network(config, dtype_policy=dtype_policy)
+    episode = tf.Variable(0, dtype=tf.int64, name='episode')
+    optimizer = tf.keras.optimizers.Adam(learning_rate, epsilon=adam_epsilon)
+    if mixed_precision == 'mixed_float16':
+      optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+    environment = tf_pixel_env.PixelTFEnvironment(
+        action_set, task.get_reward_fn(), channels=task.channels,
+        extra_channels=task.extra_channels,
+        image_size=(crop_size, crop_size), batch_size=local_batch,
+        t_max=task.t_max)
+    agent = pixel_a2c_agent.PixelA2CAgent(
+        environment.time_step_spec(), environment.action_spec(), network,
+        optimizer, use_reward_map_conv=use_reward_map_conv,
+        reward_map_size=reward_map_size,
+        train_step_counter=tf.Variable(0, dtype=tf.int64, name='train_step'))
+    # Slots exist before a restore, so every one of them is restored now
+    # rather than through deferred restoration.
+    optimizer.build(agent.trainable_variables_for_update())
+  checkpoint = model_io.model_checkpoint(
+      network, agent.reward_map, optimizer=optimizer, episode=episode,
+      train_step=agent.train_step_counter)
+  train_dir = os.path.join(root_dir, model_io.TRAIN_DIR)
+  # Only the chief's checkpoints count; the other workers write theirs (the
+  # collective writes need every worker) into a temporary folder.
+  checkpoint_dir = train_dir if chief else tempfile.mkdtemp(
+      prefix='pixelrl_worker_checkpoint_')
+  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
+                                       max_to_keep=keep_checkpoints)
+  latest = tf.train.latest_checkpoint(train_dir)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    print(f'resuming from {latest} at episode {int(episode)}',
+          file=progress_stream)
+  start_episode = int(episode)
+
+  source = episode_sources.make_episode_source(
+      task, data_source, batch_size, crop_size, seed,
+      start_batch=start_episode, list_file=list_file,
+      validation_source=validation_source,
+      validation_fraction=validation_fraction,
+      max_validation_images=max_validation_images)
+  if not latest:
+    note = initialise_network(network)
+    if note:
+      print(note, file=progress_stream)
+  if chief:
+    if new_run:
+      model_io.write_model_config(root_dir, config)
+    if stored_settings is None or stored_settings != settings:
+      files.write_text_atomically(
+          os.path.join(root_dir, RUN_SETTINGS_FILE),
+          json.dumps(settings, indent=2, sort_keys=True))
+    files.write_text_atomically(
+        os.path.join(root_dir,
+                     OPERATIVE_CONFIG_PATTERN.format(episode=start_episode)),
+        gin.operative_config_str())
+
+  learner = learner_lib.EpisodeLearner(
+      agent, environment, task.t_max, task.window, seed,
+      noise_model=source.noise_model, record_gradients=record_gradients,
+      reward_log_scale=task.reward_log_scale)
+  run_episode = _distributed_episode_fn(
+      strategy, learner, [batch_size, crop_size, crop_size, task.channels],
+      jit_compile)
+  validator = Validator(network, action_set, source.validation, task)
+  best_manager = tf.train.CheckpointManager(
+      model_io.model_checkpoint(network, agent.reward_map),
+      os.path.join(root_dir, BEST_DIR) if chief else checkpoint_dir + '_best',
+      max_to_keep=1)
+  best = _read_best(root_dir)
+
+  writers = _summary_writers(root_dir, chief)
+  bar = progress.ProgressBar(num_episodes, initial=start_episode,
+                             stream=progress_stream)
+  watchdog = _Watchdog(progress_stream, loss_growth_warning_factor)
+  val_metric = None
+  input_metric = validator.input_score() if len(validator) else None
+  if input_metric is not None and start_episode == 0 and writers:
+    with writers[EVAL_DIR].as_default(step=0):
+      tf.summary.scalar(f'Metrics/val_{validator.metric_name}_input',
+                        input_metric)
+  last_saved = start_episode
+  episodes_this_run = 0
+  batches = iter(source.dataset)
+  report = None
+  try:
+    with progress.StopRequest() as stop:
+      while int(episode) < num_episodes:
+        current = int(episode)
+        rate = pixel_a2c_agent.poly_learning_rate(
+            learning_rate, current, num_episodes, learning_rate_power)
+        optimizer.learning_rate.assign(rate)
+        start, target = next(batches)
+        started = time.monotonic()
+        try:
+          result = run_episode(start, target, tf.constant(current, tf.int64))
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.CancelledError) as error:
+          raise TrainingError(
+              f'a worker stopped answering at episode {current} '
+              f'({cli.first_line(error)}); rerun the same commands on every '
+              'worker to resume from the last checkpoint') from error
+        scalars = {k: float(result[k]) for k in learner_lib.SCALARS + (
+            learner_lib.GRADIENT_NORM, learner_lib.APPLIED)}
+        _check_finite(scalars, current, last_saved)
+        episode.assign_add(1)
+        done = current + 1
+        episodes_this_run += 1
+        watchdog.loss(scalars['loss'])
+        if writers and (done % summary_interval == 0 or done == num_episodes):
+          _write_scalars(writers['train'], done, scalars,
+                         float(optimizer.learning_rate),
+                         time.monotonic() - started, watchdog.loss_growth)
+        if writers and (done % image_summary_interval == 0 or done == 1):
+          with writers['train'].as_default(step=done):
+            images = np.concatenate([result['start'].numpy()[None],
+                                     np.swapaxes(result['outputs'].numpy(),
+                                                 0, 1)])
+            summaries.write_episode_images(
+                'train', images, np.swapaxes(result['actions'].numpy(), 0, 1),
+                action_set, done, bgr=task.bgr)
+            if agent.reward_map is not None:
+              summaries.write_reward_map_kernel(
+                  agent.reward_map.kernel.numpy(), done)
+        if len(validator) and (done % eval_interval == 0 or
+                               done == num_episodes):
+          val_metric, (images, action_maps) = validator.evaluate()
+          worse = watchdog.validation(done, val_metric, input_metric,
+                                      validator.higher_is_better,
+                                      validator.metric_name)
+          if writers:
+            with writers[EVAL_DIR].as_default(step=done):
+              tf.summary.scalar(f'Metrics/val_{validator.metric_name}',
+                                val_metric)
+              tf.summary.scalar('Metrics/val_worse_than_input', float(worse))
+              summaries.write_episode_images(
+                  'validation', images, action_maps, action_set, done,
+                  max_outputs=1, bgr=task.bgr)
+          if _improves(best, val_metric, validator.higher_is_better):
+            best = _save_best(best_manager, root_dir, done,
+                              validator.metric_name, val_metric, chief)
+        bar_metrics = {'reward': scalars['episode_reward'],
+                       'loss': scalars['loss']}
+        if val_metric is not None:
+          bar_metrics[f'val_{validator.metric_name}'] = val_metric
+        bar.update(done, bar_metrics)
+        if done % checkpoint_interval == 0 or done == num_episodes:
+          _save_checkpoint(manager, done)
+          last_saved = done
+        if stop or (stop_after_episodes is not None and
+                    episodes_this_run >= stop_after_episodes):
+          break
+      if int(episode) != last_saved:
+        _save_checkpoint(manager, int(episode))
+  finally:
+    # A live `from_generator` iterator can hang the interpreter's exit.
+    del batches
+  bar.update(int(episode), force=True)
+  if (final_report and len(validator) and int(episode) == num_episodes and
+      episodes_this_run and not stop):
+    report = validator.final_report()
+    print(final_report_line(report), file=progress_stream)
+    if chief:
+      files.write_text_atomically(
+          os.path.join(root_dir, 'final_report.json'),
+          json.dumps(report, indent=2))
+  for writer in writers.values():
+    writer.flush()
+  if stop:
+    print(f'stopped by {stop.signal_name} at episode {int(episode)}; '
+          f'checkpoint saved in {manager.directory}; run the same command '
+          'to resume', file=progress_stream)
+  return {'episode': int(episode), 'val_metric': val_metric,
+          'input_metric': input_metric, 'metric': validator.metric_name,
+          'best': best, 'final_report': report,
+          'interrupted': stop.signal_name,
+          'task': task, 'model_config': config,
+          'agent_hyperparameters': agent.hyperparameters,
+          'record_gradients': record_gradients}
+
+
+def _resolve_task(task):
+  if isinstance(task, tasks_lib.Task):
+    return task
+  if task is None:
+    return tasks_lib.make_task()
+  bound = _bound_task_name()
+  if bound is not None and bound != task:
+    raise ValueError(f'train.task is {task!r} but make_task.name is '
+                     f'{bound!r}; set only one of them')
+  return tasks_lib.make_task(name=task)
+
+
+def _bound_task_name():
+  try:
+    return gin.query_parameter('make_task.name')
+  except ValueError:
+    return None
+
+
+def _imports_of(task) -> Sequence[str]:
+  from pixelrl_tf.filters import action_set as action_set_lib  # pylint: disable=g-import-not-at-top
+  modules = set(action_set_lib.action_modules(task.action_set))
+  if tasks_lib.task_module(task.name):
+    modules.add(tasks_lib.task_module(task.name))
+  return tuple(sorted(modules))
+
+
+def _distributed_episode_fn(strategy, learner, batch_shape, jit_compile):
+  """The `tf.function` running one episode on every replica."""
+  batch_spec = tf.TensorSpec(batch_shape, tf.float32)
+
+  def episode_fn(start, target, episode):
+    per_replica = strategy.run(learner.run, args=(start, target, episode))
+    # The gradient norm is that of the summed gradients, the same on every
+    # replica; `applied` averages to 1 only if every replica applied.
+    mean = tf.distribute.ReduceOp.MEAN
+    result = {key: strategy.reduce(mean, per_replica[key], axis=None)
+              for key in learner_lib.SCALARS + (learner_lib.GRADIENT_NORM,
+                                                learner_lib.APPLIED)}
+    for key in ('start', 'outputs', 'actions'):
+      result[key] = strategy.experimental_local_results(per_replica[key])[0]
+    return result
+
+  return tf.function(episode_fn, jit_compile=jit_compile or None,
+                     input_signature=[batch_spec, batch_spec,
+                                      tf.TensorSpec([], tf.int64)])
+
+
+def _check_finite(scalars, episode, last_saved):
+  bad = [key for key in ('loss', 'policy_loss', 'value_loss',
+                         learner_lib.GRADIENT_NORM)
+         if not math.isfinite(scalars[key])]
+  if bad or scalars[learner_lib.APPLIED] < 1.0:
+    what = ', '.join(f'{k} {scalars[k]}' for k in bad) or 'gradients'
+    raise TrainingError(
+        f'non-finite {what} at episode {episode}; that update was not saved '
+        f'and the last good checkpoint (episode {last_saved}) is kept (lower '
+        'the learning rate, set PixelA2CAgent.gradient_clip_norm, or check '
+        'the data)')
+
+
+def _summary_writers(root_dir, chief) -> Dict[str, tf.summary.SummaryWriter]:
+  if not chief:
+    return {}
+  return {name: tf.summary.create_file_writer(os.path.join(root_dir, name))
+          for name in (model_io.TRAIN_DIR, EVAL_DIR)}
+
+
+def _write_scalars(writer, step, scalars, learning_rate, seconds,
+                   loss_growth):
+  with writer.as_default(step=step):
+    tf.summary.scalar('Losses/total', scalars['loss'])
+    tf.summary.scalar('Losses/policy', scalars['policy_loss'])
+    tf.summary.scalar('Losses/value', scalars['value_loss'])
+    tf.summary.scalar('Losses/entropy', scalars['entropy_loss'])
+    tf.summary.scalar('Metrics/entropy', scalars['entropy'])
+    tf.summary.scalar('Metrics/reward', scalars['episode_reward'])
+    tf.summary.scalar('Metrics/mean_abs_reward', scalars['mean_abs_reward'])
+    tf.summary.scalar('Metrics/mean_abs_advantage',
+                      scalars['mean_abs_advantage'])
+    tf.summary.scalar('Metrics/gradient_norm',
+                      scalars[learner_lib.GRADIENT_NORM])
+    tf.summary.scalar('Metrics/learning_rate', learning_rate)
+    tf.summary.scalar('Metrics/loss_growth', loss_growth)
+    tf.summary.scalar('Metrics/episode_seconds', seconds)
+
+
+def _read_best(root_dir):
+  path = os.path.join(root_dir, BEST_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def _improves(best, value, higher_is_better):
+  if best is None:
+    return True
+  return value > best['value'] if higher_is_better else value < best['value']
+
+
+def _save_best(manager, root_dir, episode, metric, value, chief):
+  path = _save_checkpoint(manager, episode)
+  best = {'episode': episode, 'metric': metric, 'value': value,
+          'checkpoint': os.path.relpath(path, root_dir)}
+  if chief:
+    files.write_text_atomically(os.path.join(root_dir, BEST_FILE),
+                                json.dumps(best, indent=2))
+  return best

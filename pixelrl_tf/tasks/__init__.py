@@ -1,0 +1,1 @@
+"""Tasks (denoising, restoration, colour enhancement, ...) as one object each."""

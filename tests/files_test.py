@@ -1,0 +1,309 @@
+"""Tests of pixelrl_tf.io.files: atomic writes of files and folders."""
+
+import errno
+import os
+import stat
+import tempfile
+import threading
+
+import pytest
+
+from pixelrl_tf.io import files
+
+
+def _umask():
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def _mode(path):
+  return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _fail_with(code):
+  def fail(*args, **kwargs):
+    raise OSError(code, os.strerror(code))
+  return fail
+
+
+def _expect_one_line_os_error(call, path, code):
+  with pytest.raises(OSError) as info:
+    call()
+  message = str(info.value)
+  assert '\n' not in message, message
+  assert str(path) in message, message
+  assert info.value.errno == code, message
+  assert os.strerror(code) in message, message
+  return info.value
+
+
+# ---------------------------------------------------------------------------
+# Files.
+
+
+def test_write_text_and_bytes(tmp_path):
+  path = tmp_path / 'a' / 'b' / 'model.json'
+  files.write_text_atomically(path, '{"x": 1}\n')
+  assert path.read_text() == '{"x": 1}\n'
+  files.write_text_atomically(str(path), 'é\r\n')
+  assert path.read_bytes() == 'é\r\n'.encode('utf-8')
+  files.write_bytes_atomically(path, b'\x00\xff')
+  assert path.read_bytes() == b'\x00\xff'
+  files.write_bytes_atomically(path, bytearray(b'ab'))
+  files.write_bytes_atomically(path, memoryview(b'abc'))
+  assert path.read_bytes() == b'abc'
+  files.write_bytes_atomically(path, b'')
+  assert path.read_bytes() == b''
+  assert os.listdir(path.parent) == ['model.json']
+
+
+def test_file_modes(tmp_path):
+  path = tmp_path / 'new.txt'
+  files.write_text_atomically(path, 'x')
+  assert _mode(path) == 0o666 & ~_umask()
+  os.chmod(path, 0o600)
+  files.write_text_atomically(path, 'y')
+  assert _mode(path) == 0o600
+
+
+def test_long_file_names(tmp_path):
+  path = tmp_path / ('n' * 250 + '.txt')
+  files.write_text_atomically(path, 'x')
+  assert path.read_text() == 'x'
+  with files.atomic_directory(tmp_path / ('d' * 255)) as temp:
+    assert len(os.path.basename(temp)) <= 255
+
+
+def test_temporary_file_is_a_hidden_sibling(tmp_path, monkeypatch):
+  renames = []
+  replace = os.replace
+
+  def spy(source, target):
+    renames.append((source, target))
+    assert open(source, 'rb').read() == b'data'
+    return replace(source, target)
+
+  monkeypatch.setattr(os, 'replace', spy)
+  path = tmp_path / 'out.bin'
+  files.write_bytes_atomically(path, b'data')
+  [(source, target)] = renames
+  assert target == str(path)
+  assert os.path.dirname(source) == str(tmp_path)
+  name = os.path.basename(source)
+  assert name.startswith('.out.bin.') and name.endswith('.tmp')
+
+
+@pytest.mark.parametrize('stage', ['write', 'fsync', 'replace'])
+@pytest.mark.parametrize('code', [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_failure_keeps_the_previous_file(tmp_path, monkeypatch, stage, code):
+  path = tmp_path / 'state.json'
+  files.write_text_atomically(path, 'old')
+  if stage == 'write':
+    fdopen = os.fdopen
+
+    class FullFile:
+      """A file object whose writes fail as on a full disk."""
+
+      def __init__(self, *args, **kwargs):
+        self._file = fdopen(*args, **kwargs)
+
+      def __enter__(self):
+        return self
+
+      def __exit__(self, *exc_info):
+        self._file.close()
+
+      def fileno(self):
+        return self._file.fileno()
+
+      def write(self, data):
+        self._file.write(data[:1])
+        self._file.flush()
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, 'fdopen', FullFile)
+  else:
+    monkeypatch.setattr(os, stage, _fail_with(code))
+  error = _expect_one_line_os_error(
+      lambda: files.write_text_atomically(path, 'new' * 1000), path, code)
+  assert 'previous file' in str(error)
+  if code == errno.EACCES:
+    assert isinstance(error, PermissionError)
+  monkeypatch.undo()
+  assert path.read_text() == 'old'
+  assert os.listdir(tmp_path) == ['state.json']
+
+
+def test_failure_to_create_the_temporary_file(tmp_path, monkeypatch):
+  monkeypatch.setattr(tempfile, 'mkstemp', _fail_with(errno.EROFS))
+  path = tmp_path / 'x.txt'
+  _expect_one_line_os_error(lambda: files.write_text_atomically(path, 'x'),
+                            path, errno.EROFS)
+  assert not path.exists()
+
+
+@pytest.mark.skipif(os.name != 'posix' or os.geteuid() == 0,
+                    reason='needs POSIX permissions that bind the user')
+def test_read_only_folder(tmp_path):
+  folder = tmp_path / 'locked'
+  folder.mkdir()
+  path = folder / 'a.txt'
+  files.write_text_atomically(path, 'old')
+  os.chmod(folder, 0o555)
+  try:
+    _expect_one_line_os_error(lambda: files.write_text_atomically(path, 'n'),
+                              path, errno.EACCES)
+    assert path.read_text() == 'old'
+    assert os.listdir(folder) == ['a.txt']
+  finally:
+    os.chmod(folder, 0o755)
+
+
+def test_a_folder_in_the_way(tmp_path):
+  path = tmp_path / 'taken'
+  path.mkdir()
+  with pytest.raises(OSError) as info:
+    files.write_text_atomically(path, 'x')
+  assert '\n' not in str(info.value) and str(path) in str(info.value)
+  assert os.listdir(tmp_path) == ['taken']
+
+
+def test_concurrent_writers_never_show_a_partial_file(tmp_path):
+  path = tmp_path / 'shared.bin'
+  payloads = [bytes([index]) * (64 * 1024 + index) for index in range(8)]
+  files.write_bytes_atomically(path, payloads[0])
+  errors = []
+  stop = threading.Event()
+
+  def writer(payload):
+    try:
+      for _ in range(15):
+        files.write_bytes_atomically(path, payload)
+    except Exception as error:  # pylint: disable=broad-except
+      errors.append(error)
+
+  def reader():
+    while not stop.is_set():
+      data = path.read_bytes()
+      if data not in payloads:
+        errors.append(AssertionError(f'partial file of {len(data)} bytes'))
+        return
+
+  threads = [threading.Thread(target=writer, args=(p,)) for p in payloads]
+  watcher = threading.Thread(target=reader)
+  watcher.start()
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  stop.set()
+  watcher.join()
+  assert not errors, errors
+  assert path.read_bytes() in payloads
+  assert os.listdir(tmp_path) == ['shared.bin']
+
+
+def test_temporary_names_are_unique_across_threads(tmp_path, monkeypatch):
+  seen = []
+  replace = os.replace
+  barrier = threading.Barrier(6)
+
+  def spy(source, target):
+    seen.append(source)
+    barrier.wait(timeout=10)  # Every writer holds its temporary file.
+    return replace(source, target)
+
+  monkeypatch.setattr(os, 'replace', spy)
+  threads = [
+      threading.Thread(target=files.write_text_atomically,
+                       args=(tmp_path / 'same.txt', str(index)))
+      for index in range(6)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert len(seen) == len(set(seen)) == 6
+  assert os.listdir(tmp_path) == ['same.txt']
+
+
+# ---------------------------------------------------------------------------
+# Folders.
+
+
+def test_atomic_directory_success(tmp_path):
+  final = tmp_path / 'export' / '1'
+  with files.atomic_directory(final) as temp:
+    assert isinstance(temp, str)
+    assert os.path.dirname(temp) == str(final.parent)
+    name = os.path.basename(temp)
+    assert name.startswith('.1.') and name.endswith('.tmp')
+    assert not final.exists()
+    with open(os.path.join(temp, 'saved_model.pb'), 'wb') as f:
+      f.write(b'model')
+    os.mkdir(os.path.join(temp, 'variables'))
+  assert (final / 'saved_model.pb').read_bytes() == b'model'
+  assert (final / 'variables').is_dir()
+  assert os.listdir(final.parent) == ['1']
+  assert _mode(final) == 0o777 & ~_umask()
+
+
+def test_atomic_directory_failure_cleans_up(tmp_path):
+  final = tmp_path / 'model'
+  with pytest.raises(RuntimeError, match='save failed'):
+    with files.atomic_directory(final) as temp:
+      (tmp_path / 'seen').write_text(temp)
+      os.mkdir(os.path.join(temp, 'deep'))
+      with open(os.path.join(temp, 'deep', 'x'), 'w') as f:
+        f.write('x')
+      raise RuntimeError('save failed')
+  assert os.listdir(tmp_path) == ['seen']
+
+
+def test_atomic_directory_refuses_an_existing_folder(tmp_path):
+  final = tmp_path / 'model'
+  final.mkdir()
+  (final / 'keep').write_text('old')
+  entered = []
+  with pytest.raises(FileExistsError) as info:
+    with files.atomic_directory(final):
+      entered.append(True)
+  assert not entered
+  assert '\n' not in str(info.value) and str(final) in str(info.value)
+  assert (final / 'keep').read_text() == 'old'
+  assert os.listdir(tmp_path) == ['model']
+
+
+def test_atomic_directory_folder_appearing_meanwhile(tmp_path):
+  final = tmp_path / 'model'
+  with pytest.raises(FileExistsError, match='appeared while') as info:
+    with files.atomic_directory(final) as temp:
+      with open(os.path.join(temp, 'new'), 'w') as f:
+        f.write('new')
+      final.mkdir()
+      (final / 'other').write_text('other writer')
+  assert '\n' not in str(info.value)
+  assert os.listdir(final) == ['other']
+  assert os.listdir(tmp_path) == ['model']
+
+
+def test_atomic_directory_rename_failure(tmp_path, monkeypatch):
+  final = tmp_path / 'model'
+  monkeypatch.setattr(os, 'rename', _fail_with(errno.EROFS))
+  with pytest.raises(OSError) as info:
+    with files.atomic_directory(final) as temp:
+      with open(os.path.join(temp, 'x'), 'w') as f:
+        f.write('x')
+  assert info.value.errno == errno.EROFS
+  assert '\n' not in str(info.value) and str(final) in str(info.value)
+  assert os.listdir(tmp_path) == []
+
+
+def test_atomic_directory_cannot_create(tmp_path, monkeypatch):
+  monkeypatch.setattr(tempfile, 'mkdtemp', _fail_with(errno.ENOSPC))
+  final = tmp_path / 'model'
+  with pytest.raises(OSError) as info:
+    with files.atomic_directory(final):
+      pass
+  assert info.value.errno == errno.ENOSPC
+  assert '\n' not in str(info.value) and str(final) in str(info.value)
