@@ -7,14 +7,17 @@ initialisation, 400 episodes, the real `train`) once as it is and once with
 each of these deliberately broken (patched in this process only):
   * `advantage_sign`: the policy loss uses `-(R - V)` as the advantage;
   * `entropy_sign`: the entropy bonus is subtracted (entropy minimised);
-  * `entropy_scale`: the entropy bonus is 100x the reference's;
   * `returns_shift`: each step's return is that of the next step (the
     rewards are credited to the wrong action);
   * `returns_zero`: every return is 0;
+  * `entropy_removed`: no entropy bonus;
   * `schedule_zero`: the poly learning-rate schedule gives 0;
+  * `schedule_constant`: the rate never decays;
   * `schedule_inverted`: the schedule grows from 0 instead of decaying.
-Prints, for each, the share of optimal greedy actions, the validation PSNR
-and whether `test_training_learns_the_known_optimal_policy` would pass.
+Prints, for each, the share of optimal greedy actions, the validation PSNR,
+whether the logged learning rates follow the schedule, the entropy of the
+entropy-only run, and whether each of the two tests of
+`tests/learning_test.py` would pass.
 """
 
 import argparse
@@ -85,12 +88,14 @@ BREAKAGES = {
     'none': lambda: (lambda: None),
     'advantage_sign': lambda: _patch_step_loss(_flip_advantage),
     'entropy_sign': lambda: _patch_step_loss(_entropy(-1.0)),
-    'entropy_scale': lambda: _patch_step_loss(_entropy(100.0)),
+    'entropy_removed': lambda: _patch_step_loss(_entropy(0.0)),
     'returns_shift': lambda: _patch_returns(
         lambda r: tf.concat([r[1:], tf.zeros_like(r[:1])], axis=0)),
     'returns_zero': lambda: _patch_returns(tf.zeros_like),
     'schedule_zero': lambda: _patch_schedule(
         lambda rate, episode, episodes, power=0.9: tf.constant(0.0)),
+    'schedule_constant': lambda: _patch_schedule(
+        lambda rate, episode, episodes, power=0.9: tf.constant(rate)),
     'schedule_inverted': lambda: _patch_schedule(
         lambda rate, episode, episodes, power=0.9: rate * tf.pow(
             tf.cast(episode, tf.float32) / float(episodes), power)),
@@ -116,17 +121,24 @@ def main():
       try:
         learning_test.train_shift_task(work / name, data)
         share, psnr = learning_test.greedy_quality(work / name, data)
-        entropy = learning_test.final_entropy(work / name)
+        schedule = learning_test.schedule_is_poly(work / name)
+        learning_test.train_entropy_only(work / (name + '_entropy'), data)
+        first, last, entropy_ok = learning_test.entropy_rises_to_uniform(
+            work / (name + '_entropy'))
       finally:
         undo()
-      low, high = learning_test.ENTROPY_RANGE
-      passes = (share >= learning_test.MIN_OPTIMAL_SHARE and
-                psnr >= learning_test.MIN_PSNR and low <= entropy <= high)
+      learns = (share >= learning_test.MIN_OPTIMAL_SHARE and
+                psnr >= learning_test.MIN_PSNR and schedule)
       results[name] = {'optimal_share': share, 'psnr': psnr,
-                       'final_entropy': entropy, 'test_passes': passes}
+                       'schedule_is_poly': bool(schedule),
+                       'entropy_first': first, 'entropy_last': last,
+                       'learning_test_passes': bool(learns),
+                       'entropy_test_passes': bool(entropy_ok)}
+      verdict = lambda ok: 'passes' if ok else 'FAILS'  # pylint: disable=g-long-lambda
       print(f'{name:<18} optimal share {share:.3f}  PSNR {psnr:6.2f} dB  '
-            f'entropy {entropy:.4f}  test {"passes" if passes else "FAILS"}',
-            flush=True)
+            f'schedule {"ok" if schedule else "WRONG"}  entropy '
+            f'{first:.3f}->{last:.3f}  learning test {verdict(learns)}, '
+            f'entropy test {verdict(entropy_ok)}', flush=True)
   finally:
     shutil.rmtree(work, ignore_errors=True)
   os.makedirs(os.path.dirname(os.path.abspath(args.output_json)),

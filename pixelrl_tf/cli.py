@@ -1,11 +1,46 @@
-"""Shared plumbing of the command-line entry points: gin and one-line errors."""
+"""Shared plumbing of the command-line entry points: gin, flags and errors.
 
+Every command (`python -m pixelrl_tf.<command>`) starts with `cli.run(main)`
+instead of `app.run(main)`, so that nothing it does ends in a Python
+traceback:
+
+  * a bad flag or a `UsageError` is one line, `error: <message> (see
+    --help)`, and exit status 1;
+  * the errors a job library documents (bad files, bad settings, a full
+    disk) are caught by the main and passed to `fail`: one line
+    `error: <first line of the message>`, exit status 1;
+  * any other exception is one line `error: <type>: <first line> (run with
+    --debug for the traceback)`, exit status 1;
+  * Ctrl-C outside a job's own handling is `error: interrupted`, exit status
+    130.
+
+`--debug` (a flag of every command) or the environment variable
+`PIXELRL_DEBUG=1` prints the full traceback before the one-line message.
+"""
+
+import functools
 import logging as std_logging
 import os
 import sys
+import traceback
+from typing import Any, Callable, List, NoReturn, Optional, Sequence
 
+from absl import app
+from absl import flags
 from absl import logging
 import gin
+
+DEBUG_ENV = 'PIXELRL_DEBUG'
+DEBUG = flags.DEFINE_bool(
+    'debug', False, 'Print the full Python traceback of an error before its '
+    f'one-line message (also: {DEBUG_ENV}=1).')
+
+_TRUE_WORDS = ('1', 'true', 'yes', 'on')
+_HELP_HINT = ' (see --help)'
+_DEBUG_HINT = ' (run with --debug for the traceback)'
+_INTERRUPTED_STATUS = 130
+
+Main = Callable[[List[str]], Any]
 
 
 def parse_gin(gin_files, gin_bindings):
@@ -40,14 +75,94 @@ def parse_gin_or_exit(gin_files, gin_bindings):
     fail(error, 'bad gin configuration')
 
 
-def first_line(error):
+def first_line(error: BaseException) -> str:
+  """The first line of an exception's message (its type name if empty)."""
   text = str(error).strip()
   if isinstance(error, KeyError) and text.startswith(("'", '"')):
     text = text[1:-1]
   return text.splitlines()[0] if text else type(error).__name__
 
 
-def fail(error, prefix='error'):
-  """Prints `prefix: <first line of error>` to stderr and exits with 1."""
+def debug_enabled() -> bool:
+  """Whether `--debug` is set or `PIXELRL_DEBUG` is 1 (true, yes, on)."""
+  if os.environ.get(DEBUG_ENV, '').strip().lower() in _TRUE_WORDS:
+    return True
+  return flags.FLAGS.is_parsed() and bool(DEBUG.value)
+
+
+def _print_traceback(error: BaseException) -> None:
+  traceback.print_exception(type(error), error, error.__traceback__,
+                            file=sys.stderr)
+  sys.stderr.flush()
+
+
+def fail(error: BaseException, prefix: str = 'error') -> NoReturn:
+  """Prints `prefix: <first line of error>` to stderr and exits with 1.
+
+  With `--debug` (or `PIXELRL_DEBUG=1`) the full traceback comes first.
+  """
+  if debug_enabled():
+    _print_traceback(error)
   print(f'{prefix}: {first_line(error)}', file=sys.stderr)
   sys.exit(1)
+
+
+def fail_unexpected(error: BaseException) -> NoReturn:
+  """Like `fail` for an exception no job documents: names its type."""
+  line = f'error: {type(error).__name__}: {first_line(error)}'
+  if debug_enabled():
+    _print_traceback(error)
+  else:
+    line += _DEBUG_HINT
+  print(line, file=sys.stderr)
+  sys.exit(1)
+
+
+def parse_flags(argv: Sequence[str]) -> List[str]:
+  """Parses the command line; a bad flag is one line and exit status 1.
+
+  Args:
+    argv: the command line, program name first.
+
+  Returns:
+    The arguments that are not flags, program name first.
+  """
+  try:
+    return flags.FLAGS(list(argv))
+  except flags.Error as error:
+    print(f'error: {first_line(error)}{_HELP_HINT}', file=sys.stderr)
+    sys.exit(1)
+
+
+def guard(main: Main) -> Main:
+  """`main` with every escaping exception turned into one line (see above)."""
+
+  @functools.wraps(main)
+  def guarded(argv: List[str]) -> Any:
+    try:
+      return main(argv)
+    except app.UsageError as error:
+      if debug_enabled():
+        _print_traceback(error)
+      print(f'error: {first_line(error)}{_HELP_HINT}', file=sys.stderr)
+      sys.exit(1)
+    except KeyboardInterrupt as error:
+      if debug_enabled():
+        _print_traceback(error)
+      print('error: interrupted', file=sys.stderr)
+      sys.exit(_INTERRUPTED_STATUS)
+    except Exception as error:  # pylint: disable=broad-except
+      fail_unexpected(error)
+
+  return guarded
+
+
+def run(main: Main, argv: Optional[Sequence[str]] = None) -> NoReturn:
+  """`absl.app.run(main)` with one-line errors: every command's entry point.
+
+  Args:
+    main: the command's `main(argv)`.
+    argv: the command line (default `sys.argv`).
+  """
+  app.run(guard(main), argv=None if argv is None else list(argv),
+          flags_parser=parse_flags)

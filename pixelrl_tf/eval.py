@@ -1,10 +1,14 @@
 r"""Evaluates a trained PixelRL agent with the official PSNR/SSIM protocol.
 
-  python -m pixelrl_tf.eval --checkpoint=runs/denoise25 --data_dir=DIR \
+  python -m pixelrl_tf.eval --checkpoint=runs/denoise25 --data_dir=bsd68 \
       --noise=gaussian:25 --seed=0 --output_json=eval.json [--augment_x8]
   python -m pixelrl_tf.eval --checkpoint=RUN --input_dir=IN --target_dir=GT
   python -m pixelrl_tf.eval --table --data_dir=DIR --augment_x8 \
       --model=FCN@gaussian:25=runs/fcn25 --model=+convGRU@gaussian:25=runs/g25
+
+Folders are paths or names of known data sets (`bsd68`; see
+`python -m pixelrl_tf.download --list`), which resolve to
+`PIXELRL_DATA_ROOT`, the cache or a download.
 
 With --table, prints the paper's Table II layout (rows: original, random
 agents, each model label, +aug; columns: noise levels).
@@ -23,15 +27,18 @@ from pixelrl_tf.jobs import eval_lib
 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None,
                                   'Run directory or checkpoint prefix.')
-_DATA_DIR = flags.DEFINE_string('data_dir', None,
-                                'Folder of clean test images.')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, 'Folder of clean test images, or a known data set '
+    '(e.g. bsd68).')
 _NOISE = flags.DEFINE_string('noise', 'gaussian:25',
                              'Noise for --data_dir, e.g. poisson:30.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Noise and random-agent seed.')
-_INPUT_DIR = flags.DEFINE_string('input_dir', None,
-                                 'Folder of corrupted inputs (paired).')
-_TARGET_DIR = flags.DEFINE_string('target_dir', None,
-                                  'Folder of clean targets (paired).')
+_INPUT_DIR = flags.DEFINE_string(
+    'input_dir', None, 'Folder of corrupted inputs (paired); a path or a '
+    'known name.')
+_TARGET_DIR = flags.DEFINE_string(
+    'target_dir', None, 'Folder of clean targets (paired); a path or a known '
+    'name.')
 _T_MAX = flags.DEFINE_integer('t_max', None, 'Steps (default: the model).')
 _AUGMENT_X8 = flags.DEFINE_bool('augment_x8', False,
                                 'Add the x8 flip/rotation augmentation row.')
@@ -61,12 +68,12 @@ def main(argv):
         target_dir=_TARGET_DIR.value, t_max=_T_MAX.value,
         augment_x8=_AUGMENT_X8.value, max_images=_MAX_IMAGES.value,
         progress_fn=lambda i, name: print(f'[{i + 1}] {name}',
-                                          file=sys.stderr))
+                                          file=sys.stderr),
+        note_fn=lambda line: print(f'note: {line}', file=sys.stderr))
     eval_lib.write_report(report, _OUTPUT_JSON.value, _OUTPUT_MARKDOWN.value)
     if _CURVE_PNG.value:
       eval_lib.write_curve_png(report, _CURVE_PNG.value)
-  except (ValueError, FileNotFoundError, NotADirectoryError,
-          OSError) as error:
+  except (ValueError, OSError) as error:
     cli.fail(error)
   print(eval_lib.report_markdown(report))
 
@@ -85,11 +92,10 @@ def _table():
     eval_lib.write_report(table, _OUTPUT_JSON.value)
     if _OUTPUT_MARKDOWN.value:
       eval_lib.write_report_text(_OUTPUT_MARKDOWN.value, text)
-  except (ValueError, FileNotFoundError, NotADirectoryError,
-          OSError) as error:
+  except (ValueError, OSError) as error:
     cli.fail(error)
   print(text)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

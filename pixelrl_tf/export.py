@@ -36,7 +36,7 @@ def main(argv):
     result = export_lib.export_model(
         _ROOT_DIR.value, _EXPORT_BASE.value, _MODEL_NAME.value,
         version=_VERSION.value)
-  except (ValueError, FileNotFoundError, FileExistsError, OSError) as error:
+  except (ValueError, OSError) as error:
     cli.fail(error)
   print(f'exported version {result.version}:\n'
         f'  restoration model: {result.model_dir}\n'
@@ -44,4 +44,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -5,7 +5,8 @@ r"""Writes a fixed text-removal test set from a folder of clean images.
 
 Writes OUT/input/<name>.png (text overlaid), OUT/target/<name>.png (clean),
 OUT/mask/<name>.png and OUT/manifest.json. The same folder and seed always
-give the same files.
+give the same files. --input_dir is a folder or the name of a known data set
+(`bsd68`; see `python -m pixelrl_tf.download --list`).
 """
 
 import sys
@@ -16,8 +17,9 @@ from absl import flags
 from pixelrl_tf import cli
 from pixelrl_tf.jobs import restoration_set_lib
 
-_INPUT_DIR = flags.DEFINE_string('input_dir', None, 'Folder of clean images.',
-                                 required=True)
+_INPUT_DIR = flags.DEFINE_string(
+    'input_dir', None, 'Folder of clean images, or a known data set (e.g. '
+    'bsd68).', required=True)
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Folder to write.',
                                   required=True)
 _SEED = flags.DEFINE_integer('seed', None, 'Seed of the corruption (>= 0).',
@@ -36,12 +38,14 @@ def main(argv):
         _INPUT_DIR.value, _OUTPUT_DIR.value, _SEED.value,
         channels=int(_CHANNELS.value), overwrite=_OVERWRITE.value,
         progress_fn=lambda i, name: print(f'[{i + 1}] {name}',
-                                          file=sys.stderr))
-  except (restoration_set_lib.RestorationSetError, OSError) as error:
+                                          file=sys.stderr),
+        note_fn=lambda line: print(f'note: {line}', file=sys.stderr))
+  except (restoration_set_lib.RestorationSetError, ValueError,
+          OSError) as error:
     cli.fail(error)
   print(f'wrote {manifest["image_count"]} images to {_OUTPUT_DIR.value} '
         f'(mean text coverage {100 * manifest["mean_coverage"]:.1f}%)')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -2,7 +2,8 @@
 
 PSNR and SSIM are measured on 8-bit images: both images are clipped to
 [0, 1] and quantised as the reference test script does,
-`floor(v * 255 + 0.5)` in float32 arithmetic. PSNR then equals `cv2.PSNR`
+`floor(v * 255 + 0.5)` in float32 arithmetic, by the project's one 8-bit
+quantiser `pixelrl_tf.io.images.quantize_uint8`. PSNR then equals `cv2.PSNR`
 on those images (peak 255, mean squared error over all pixels and channels),
 including OpenCV's `DBL_EPSILON` guard, so identical images score a finite
 361.20 dB (`IDENTICAL_PSNR`) rather than infinity. Average per-image values
@@ -23,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 from skimage import metrics as skimage_metrics
 
+from pixelrl_tf.io import images
+
 PEAK_VALUE = 255.0
 # cv2.PSNR adds DBL_EPSILON to the root mean squared error.
 _RMSE_EPSILON = sys.float_info.epsilon
@@ -32,17 +35,8 @@ IDENTICAL_PSNR = 20.0 * np.log10(PEAK_VALUE / _RMSE_EPSILON)
 _SSIM_SIGMA = 1.5
 
 
-def quantize_to_uint8(images):
-  """Clips to [0, 1] and rounds to uint8 as `(v * 255 + 0.5).astype(uint8)`.
-
-  Args:
-    images: float array of any shape on the 0..1 scale.
-
-  Returns:
-    uint8 array of the same shape.
-  """
-  clipped = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
-  return (clipped * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+# The official quantiser under its historical name in this module.
+quantize_to_uint8 = images.quantize_uint8
 
 
 def _check_same_shape(clean, restored):
@@ -60,8 +54,8 @@ def psnr(clean, restored):
   Returns:
     Python float; `IDENTICAL_PSNR` (361.2) when the quantised images match.
   """
-  clean = quantize_to_uint8(clean)
-  restored = quantize_to_uint8(restored)
+  clean = images.quantize_uint8(clean)
+  restored = images.quantize_uint8(restored)
   _check_same_shape(clean, restored)
   difference = clean.astype(np.float64) - restored.astype(np.float64)
   rmse = np.sqrt(np.mean(np.square(difference)))
@@ -79,8 +73,8 @@ def psnr_batch(clean_images, restored_images):
     float32 `[B]` PSNR in dB.
   """
 
-  def quantize(images):
-    clipped = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+  def quantize(batch):
+    clipped = tf.clip_by_value(tf.cast(batch, tf.float32), 0.0, 1.0)
     return tf.floor(clipped * 255.0 + 0.5)
 
   difference = tf.cast(
@@ -107,8 +101,8 @@ def ssim(clean, restored):
   Returns:
     Python float in [-1, 1]; 1.0 for identical quantised images.
   """
-  clean = quantize_to_uint8(clean)
-  restored = quantize_to_uint8(restored)
+  clean = images.quantize_uint8(clean)
+  restored = images.quantize_uint8(restored)
   _check_same_shape(clean, restored)
   if clean.ndim == 3 and clean.shape[2] == 1:
     clean, restored = clean[:, :, 0], restored[:, :, 0]
@@ -175,7 +169,7 @@ def saliency_map(bgr_image, method=FINE_GRAINED):
   else:
     raise ValueError(f'unknown saliency method {method!r}; use one of '
                      f'{SALIENCY_METHODS}')
-  image = quantize_to_uint8(bgr_image)
+  image = images.quantize_uint8(bgr_image)
   ok, saliency = detector.computeSaliency(image)
   if not ok:
     raise RuntimeError(f'OpenCV {method} saliency failed on an image of '

@@ -5,10 +5,11 @@ r"""Restores user images with a PixelRL model.
 
 --model is an exported SavedModel (EXPORT_BASE/NAME/VERSION, or
 EXPORT_BASE/NAME for the latest version) or a run directory. --input is an
-image file or a folder of images; each x.ext gives OUTPUT/x.png and, with
---save_actions, x_actions.png (per-step images and action maps with a legend)
-and x_actions.gif. Images larger than --tile_size run in overlapping tiles
-with the same result as in one piece.
+image file, a folder of images or the name of a known data set (`bsd68`; see
+`python -m pixelrl_tf.download --list`); each x.ext gives OUTPUT/x.png and,
+with --save_actions, x_actions.png (per-step images and action maps with a
+legend) and x_actions.gif. Images larger than --tile_size run in
+overlapping tiles with the same result as in one piece.
 """
 
 from absl import app
@@ -20,7 +21,9 @@ from pixelrl_tf.jobs import restore_lib
 
 _MODEL = flags.DEFINE_string('model', None,
                              'SavedModel dir, served model dir or run dir.')
-_INPUT = flags.DEFINE_string('input', None, 'Image file or folder of images.')
+_INPUT = flags.DEFINE_string(
+    'input', None, 'Image file, folder of images, or a known data set (e.g. '
+    'bsd68).')
 _OUTPUT = flags.DEFINE_string('output', None, 'Folder for the results.')
 _SAVE_ACTIONS = flags.DEFINE_bool(
     'save_actions', False, 'Also write the action strip PNG and GIF.')
@@ -39,10 +42,9 @@ def main(argv):
     restore_lib.restore_files(
         _MODEL.value, _INPUT.value, _OUTPUT.value,
         save_actions=_SAVE_ACTIONS.value, tile_size=_TILE_SIZE.value)
-  except (restore_lib.RestoreError, ValueError, FileNotFoundError,
-          OSError) as error:
+  except (restore_lib.RestoreError, ValueError, OSError) as error:
     cli.fail(error)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,7 +1,8 @@
 r"""Saliency-driven image editing: trains PixelRL on one image, then edits it.
 
   python -m pixelrl_tf.saliency_edit --image=IMG --mask=MASK --output=DIR \
-      [--episodes=200] [--t_max=10] [--test_t_max=10] [--init=RUN_DIR|NPZ] \
+      [--episodes=200] [--t_max=10] [--test_t_max=10] \
+      [--init=RUN_DIR|NPZ|color_init] \
       [--gin_bindings='edit_image.filters=8']
 
 Trains an agent on the image (paper Sec. VI-D: reward = change of OpenCV's
@@ -29,8 +30,9 @@ _T_MAX = flags.DEFINE_integer('t_max', saliency_lib.DEFAULT_T_MAX,
                               'Steps per episode (5, 10 or 15).')
 _TEST_T_MAX = flags.DEFINE_integer('test_t_max', None,
                                    'Steps of the edit (default: t_max).')
-_INIT = flags.DEFINE_string('init', None, 'Colour run directory, checkpoint '
-                            'or .npz (e.g. 200model.npz) to start from.')
+_INIT = flags.DEFINE_string(
+    'init', None, 'Colour run directory, checkpoint or .npz to start from: a '
+    'path or a known name (e.g. color_init).')
 _GIN_FILE = flags.DEFINE_multi_string('gin_file', [], 'Gin config files.')
 _GIN_BINDINGS = flags.DEFINE_multi_string(
     'gin_bindings', [], 'Gin bindings, e.g. edit_image.filters=8.')
@@ -44,8 +46,7 @@ def main(argv):
     report = saliency_lib.edit_image(
         _IMAGE.value, _MASK.value, _OUTPUT.value, episodes=_EPISODES.value,
         t_max=_T_MAX.value, test_t_max=_TEST_T_MAX.value, init=_INIT.value)
-  except (saliency_lib.SaliencyEditError, ValueError, FileNotFoundError,
-          NotADirectoryError, OSError) as error:
+  except (saliency_lib.SaliencyEditError, ValueError, OSError) as error:
     cli.fail(error)
   before, after = report[saliency_lib.INPUT], report[saliency_lib.OUTPUT]
   for key in ('cc_fine_grained', 'cc_spectral_residual', 'ssim'):
@@ -53,4 +54,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -26,8 +26,7 @@ def main(argv):
   cli.parse_gin_or_exit(_GIN_FILE.value, _GIN_BINDINGS.value)
   try:
     result = train_lib.train(_ROOT_DIR.value)
-  except (train_lib.TrainingError, ValueError, FileNotFoundError,
-          NotADirectoryError, OSError) as error:
+  except (train_lib.TrainingError, ValueError, OSError) as error:
     cli.fail(error)
   if result['interrupted'] == 'SIGINT':
     raise SystemExit(130)
@@ -36,4 +35,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -279,3 +279,66 @@ def test_poly_learning_rate():
   np.testing.assert_allclose(rate(1e-3, 99, 100), 1e-3 * 0.01 ** 0.9,
                              rtol=1e-5)
   assert float(rate(1e-3, 100, 100)) == 0.0
+
+
+def _one_learner_episode(record_gradients, use_conv_gru, use_rmc, t_max,
+                         window, gradient_clip_norm=None):
+  """`(weights before, weights after, result)` of one training episode."""
+  from pixelrl_tf.data import noise as noise_lib  # pylint: disable=g-import-not-at-top
+  from pixelrl_tf.drivers import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from pixelrl_tf.environments import tf_pixel_env  # pylint: disable=g-import-not-at-top
+  from pixelrl_tf.filters import action_set as action_set_lib  # pylint: disable=g-import-not-at-top
+  tf.keras.utils.set_random_seed(5)
+  environment = tf_pixel_env.PixelTFEnvironment(
+      action_set_lib.DENOISE_ACTIONS, image_size=(8, 7), batch_size=3,
+      t_max=t_max)
+  net = fcn_actor_critic.FcnActorCritic(
+      tf.TensorSpec([None, None, 1], tf.float32), 9, filters=4,
+      use_conv_gru=use_conv_gru)
+  agent = pixel_a2c_agent.PixelA2CAgent(
+      environment.time_step_spec(), environment.action_spec(), net,
+      tf.keras.optimizers.SGD(0.5), use_reward_map_conv=use_rmc,
+      reward_map_size=5, max_update_batch=2,
+      gradient_clip_norm=gradient_clip_norm)
+  before = [v.numpy() for v in agent.trainable_variables_for_update()]
+  learner = learner_lib.EpisodeLearner(
+      agent, environment, t_max, window, seed=7,
+      noise_model=noise_lib.parse_noise('gaussian:25'),
+      record_gradients=record_gradients)
+  clean = tf.random.stateless_uniform([3, 8, 7, 1], [1, 2])
+  result = tf.function(learner.run)(clean, clean, tf.constant(0, tf.int64))
+  after = [v.numpy() for v in agent.trainable_variables_for_update()]
+  return before, after, result
+
+
+def _norm(before, after):
+  return math.sqrt(sum(np.sum(np.square(a - b))
+                       for a, b in zip(after, before)))
+
+
+@pytest.mark.parametrize('use_conv_gru,use_rmc,t_max,window', [
+    (True, True, 4, 2), (False, False, 2, 2)])
+def test_kept_activations_and_recompute_give_the_same_update(
+    use_conv_gru, use_rmc, t_max, window):
+  """The update that reuses the rollout's forward pass equals the one that
+  recomputes it step by step over batch slices (the same gradients)."""
+  before, recomputed, first = _one_learner_episode(
+      False, use_conv_gru, use_rmc, t_max, window)
+  _, kept, second = _one_learner_episode(True, use_conv_gru, use_rmc, t_max,
+                                         window)
+  np.testing.assert_array_equal(first['actions'], second['actions'])
+  np.testing.assert_allclose(first['loss'], second['loss'], rtol=1e-5)
+  np.testing.assert_allclose(first['gradient_norm'], second['gradient_norm'],
+                             rtol=1e-4)
+  assert _norm(before, recomputed) > 0
+  for got, want in zip(kept, recomputed):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_clipping_bounds_the_applied_step():
+  before, after, result = _one_learner_episode(True, False, False, 2, 2,
+                                               gradient_clip_norm=1e-3)
+  norm = float(result['gradient_norm'])  # Before clipping.
+  assert norm > 1e-2
+  # SGD(0.5) moves the weights by 0.5 x the clipped gradient (norm 1e-3).
+  np.testing.assert_allclose(_norm(before, after), 0.5e-3, rtol=1e-3)

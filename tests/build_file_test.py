@@ -16,7 +16,7 @@ from conftest import PROJECT_ROOT
 
 SOURCE_DIRS = ('pixelrl_tf', 'tests', 'bench', 'examples')
 # Pinned in requirements.txt although nothing imports them (yet).
-NOT_IMPORTED_OK = {'tensorflow-addons', 'keras-cv'}
+NOT_IMPORTED_OK = set()
 # Pinned to run the tests, whether or not a source imports them.
 TOOLS = {'pytest'}
 # Import name -> pip distribution, where installed metadata may not say.

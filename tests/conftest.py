@@ -10,6 +10,10 @@ PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / 'shared' / 'data'
 
 sys.path.insert(0, str(PROJECT_ROOT))
+# The project's own CI resolves known files (weights, BSD images) from the
+# shared data folder beside the project, as .ci/run configures it.
+if SHARED_DATA.is_dir():
+  os.environ.setdefault('PIXELRL_DATA_ROOT', str(SHARED_DATA))
 import pixelrl_tf  # noqa: E402,F401  (quiets third-party start-up noise first)
 
 import gin  # noqa: E402

@@ -9,6 +9,7 @@ from skimage import data as skimage_data
 
 from conftest import shared_data_path
 from pixelrl_tf.data import datasets
+from pixelrl_tf.io import images as image_io
 
 
 def _gradient_image(height, width, channels=1, dtype=np.uint8):
@@ -34,74 +35,81 @@ def fixture_image_folder(tmp_path):
   return folder
 
 
-def test_list_image_files_sorted_and_case_insensitive(image_folder):
-  names = [path.name for path in datasets.list_image_files(image_folder)]
+def test_folders_are_listed_by_the_io_reader(image_folder):
+  names = [path.name for path in image_io.list_image_files(image_folder)]
   assert names == ['E_UPPER.PNG', 'a_colour.bmp', 'b_gray.png',
                    'c_colour.jpg', 'd_colour16.tif']
+  assert not hasattr(datasets, 'list_image_files')
+  assert not hasattr(datasets, 'load_image')
 
 
-def test_list_image_files_errors(tmp_path):
-  with pytest.raises(FileNotFoundError, match='does not exist'):
-    datasets.list_image_files(tmp_path / 'missing')
-  (tmp_path / 'file.png').write_bytes(b'')
-  with pytest.raises(NotADirectoryError, match='not a folder'):
-    datasets.list_image_files(tmp_path / 'file.png')
-  empty = tmp_path / 'empty'
-  empty.mkdir()
-  with pytest.raises(ValueError, match='no image files') as error:
-    datasets.list_image_files(empty)
-  assert '\n' not in str(error.value)
+def test_load_images_gray_and_colour(image_folder):
+  def load(name, channels, bgr=False):
+    return datasets.load_images([image_folder / name], channels, bgr=bgr)[0][1]
 
-
-def test_load_image_gray_and_colour(image_folder):
-  gray = datasets.load_image(image_folder / 'b_gray.png', channels=1)
+  gray = load('b_gray.png', 1)
   assert gray.shape == (81, 97, 1) and gray.dtype == np.float32
   expected_gray = _gradient_image(81, 97)[:, :, 0] / np.float32(255.0)
   np.testing.assert_array_equal(gray[:, :, 0], expected_gray)
-  gray_as_colour = datasets.load_image(image_folder / 'b_gray.png', 3)
+  gray_as_colour = load('b_gray.png', 3)
   assert gray_as_colour.shape == (81, 97, 3)
   for channel in range(3):
     np.testing.assert_array_equal(gray_as_colour[:, :, channel], gray[:, :, 0])
 
   stored_bgr = _gradient_image(75, 103, 3)
-  rgb = datasets.load_image(image_folder / 'a_colour.bmp', 3)
-  bgr = datasets.load_image(image_folder / 'a_colour.bmp', 3, bgr=True)
+  rgb = load('a_colour.bmp', 3)
+  bgr = load('a_colour.bmp', 3, bgr=True)
   np.testing.assert_array_equal(bgr, stored_bgr / np.float32(255.0))
   np.testing.assert_array_equal(rgb, bgr[:, :, ::-1])
-  colour_as_gray = datasets.load_image(image_folder / 'a_colour.bmp', 1)
+  colour_as_gray = load('a_colour.bmp', 1)
   expected = cv2.cvtColor(stored_bgr, cv2.COLOR_BGR2GRAY) / np.float32(255.0)
   np.testing.assert_array_equal(colour_as_gray[:, :, 0], expected)
 
 
-def test_load_image_16_bit_and_alpha(tmp_path, image_folder):
-  colour16 = datasets.load_image(image_folder / 'd_colour16.tif', 3, bgr=True)
+def test_load_images_16_bit_and_alpha(tmp_path, image_folder):
+  colour16 = datasets.load_images([image_folder / 'd_colour16.tif'], 3,
+                                  bgr=True)[0][1]
   np.testing.assert_allclose(colour16, _gradient_image(73, 77, 3) / 255.0,
                              atol=1e-6)
   bgra = np.concatenate(
       [_gradient_image(70, 70, 3), np.full((70, 70, 1), 9, np.uint8)], axis=2)
   cv2.imwrite(str(tmp_path / 'alpha.png'), bgra)
-  loaded = datasets.load_image(tmp_path / 'alpha.png', 3, bgr=True)
+  notes = []
+  loaded = datasets.load_images([tmp_path / 'alpha.png'], 3, bgr=True,
+                                note_fn=notes.append)[0][1]
   np.testing.assert_array_equal(loaded, bgra[:, :, :3] / np.float32(255.0))
+  assert notes == ['dropped the alpha channel in 1 of 1 images (alpha.png)']
 
 
-def test_load_image_errors_name_the_file(tmp_path):
+def test_load_images_notes_one_line_per_kind(image_folder):
+  notes = []
+  datasets.load_images(image_io.list_image_files(image_folder), 1,
+                       note_fn=notes.append)
+  assert notes == ['colour image converted to gray in 3 of 5 images '
+                   '(a_colour.bmp, c_colour.jpg, d_colour16.tif)']
+
+
+def test_load_images_errors_name_the_file(tmp_path, image_folder):
   corrupt = tmp_path / 'corrupt.png'
   corrupt.write_bytes(b'\x89PNG this is not really a png')
   with pytest.raises(ValueError, match='corrupt.png') as error:
-    datasets.load_image(corrupt, 1)
+    datasets.load_images([corrupt], 1)
   assert '\n' not in str(error.value)
   empty = tmp_path / 'empty.jpg'
   empty.write_bytes(b'')
   with pytest.raises(ValueError, match='empty.jpg.* is empty'):
-    datasets.load_image(empty, 1)
+    datasets.load_images([empty], 1)
   with pytest.raises(FileNotFoundError, match='missing.png'):
-    datasets.load_image(tmp_path / 'missing.png', 1)
+    datasets.load_images([tmp_path / 'missing.png'], 1)
   with pytest.raises(ValueError, match='channels'):
-    datasets.load_image(corrupt, 2)
+    datasets.load_images([corrupt], 2)
+  with pytest.raises(ValueError, match=r"b_gray.png' is 81x97, smaller than "
+                     r'the 90x90 crop'):
+    datasets.load_images([image_folder / 'b_gray.png'], 1, min_size=90)
 
 
 def test_load_images_names(image_folder):
-  named = datasets.load_images(datasets.list_image_files(image_folder), 1)
+  named = datasets.load_images(image_io.list_image_files(image_folder), 1)
   assert [name for name, _ in named][:2] == ['E_UPPER.PNG', 'a_colour.bmp']
   assert all(image.shape[2] == 1 for _, image in named)
 
@@ -197,8 +205,8 @@ def test_bsd432_list_file_resolves():
   paths = datasets.resolve_list_file(list_file, folder)
   assert len(paths) == 432
   assert {path.name for path in paths} == {
-      path.name for path in datasets.list_image_files(folder)}
-  image = datasets.load_image(paths[0], 1)
+      path.name for path in image_io.list_image_files(folder)}
+  image = image_io.read_image(paths[0], channels=1)
   assert image.shape[:2] in ((321, 481), (481, 321))
 
 
@@ -216,7 +224,7 @@ def _constant(height, width, channels=1, value=1.0):
 
 
 def test_training_dataset_shapes_range_and_determinism(image_folder):
-  images = datasets.load_images(datasets.list_image_files(image_folder), 1)
+  images = datasets.load_images(image_io.list_image_files(image_folder), 1)
   dataset = datasets.make_training_dataset(
       images, batch_size=8, crop_size=70, seed=5)
   assert dataset.element_spec.shape == (8, 70, 70, 1)

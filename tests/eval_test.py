@@ -1,6 +1,8 @@
 """Tests of evaluation: protocol rows, x8 augmentation, reports, CLI."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +12,8 @@ import pytest
 
 from conftest import PROJECT_ROOT
 from pixelrl_tf import metrics
+from pixelrl_tf.data import known_files
+from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import eval_lib
 from pixelrl_tf.jobs import model_io
 from pixelrl_tf.serving import restoration_module
@@ -71,7 +75,7 @@ def test_x8_average_of_an_equivariant_restorer_is_itself():
 def test_best_fixed_schedule_row(tiny_run, image_folder):
   config, restorer = eval_lib.load_restorer(str(tiny_run))
   images = eval_lib.datasets.load_images(
-      eval_lib.datasets.list_image_files(str(image_folder)), 1)
+      image_io.list_image_files(str(image_folder)), 1)
   noise = eval_lib.noise_lib.parse_noise('gaussian:25')
   pairs = list(eval_lib.noise_lib.noisy_pairs(images, noise, 0))
   schedules = eval_lib.FixedSchedules(config.get_action_set(), 3)
@@ -106,7 +110,7 @@ def test_evaluate_rows_and_protocol(tiny_run, image_folder):
   _, network_config = None, model_io.read_model_config(str(tiny_run))
   assert network_config.t_max == 3
   images = eval_lib.datasets.load_images(
-      eval_lib.datasets.list_image_files(str(image_folder)), 1)
+      image_io.list_image_files(str(image_folder)), 1)
   noise = eval_lib.noise_lib.parse_noise('gaussian:25')
   want = np.mean([metrics.psnr(clean, noisy) for _, noisy, clean in
                   eval_lib.noise_lib.noisy_pairs(images, noise, 3)])
@@ -155,6 +159,69 @@ def test_cli_writes_json_and_markdown(tiny_run, image_folder, tmp_path):
   assert bad.returncode == 1
   assert bad.stderr.strip().startswith('error:')
   assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def _known_files_env(tmp_path, data_root=None):
+  """The environment of a command: offline, an empty cache, `data_root`."""
+  env = {k: v for k, v in os.environ.items() if not k.startswith('PIXELRL_')}
+  env.update({known_files.CACHE_DIR_ENV: str(tmp_path / 'cache'),
+              known_files.OFFLINE_ENV: '1'})
+  if data_root is not None:
+    env[known_files.DATA_ROOT_ENV] = str(data_root)
+  return env
+
+
+def _bsd68_data_root(root, image_folder):
+  """A data root laid out as the registry expects `bsd68`: list and images."""
+  folder = root / known_files.get_entry('bsd68').relpath
+  folder.mkdir(parents=True)
+  names = sorted(path.name for path in image_folder.iterdir())
+  for name in names:
+    shutil.copy(image_folder / name, folder / name)
+  listing = root / known_files.get_entry('bsd68_list').relpath
+  listing.write_text(''.join(f'BSD68/gray/test/{name}\n' for name in names))
+  return root
+
+
+def test_cli_data_dir_takes_a_known_name(tiny_run, image_folder, tmp_path):
+  root = _bsd68_data_root(tmp_path / 'data', image_folder)
+  output = tmp_path / 'report.json'
+  command = [sys.executable, '-m', 'pixelrl_tf.eval',
+             f'--checkpoint={tiny_run}', '--data_dir=bsd68', '--seed=3',
+             f'--output_json={output}']
+  result = subprocess.run(command, cwd=PROJECT_ROOT,
+                          env=_known_files_env(tmp_path, root),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  report = json.loads(output.read_text())
+  assert report['data'] == 'bsd68' and report['num_images'] == 2
+  want = eval_lib.evaluate(str(tiny_run), data_dir=str(image_folder), seed=3)
+  for row in ('original', 'model'):
+    assert report['rows'][row]['psnr'] == pytest.approx(
+        want['rows'][row]['psnr'], abs=1e-9)
+
+  offline = subprocess.run(command[:-1], cwd=PROJECT_ROOT,
+                           env=_known_files_env(tmp_path),
+                           capture_output=True, text=True, timeout=300)
+  assert offline.returncode == 1
+  lines = offline.stderr.strip().splitlines()
+  assert len(lines) == 1, offline.stderr
+  assert lines[0].startswith('error: bsd68_list (BSD68_test_list.txt) is not '
+                             'available'), lines
+  assert '`python -m pixelrl_tf.download bsd68_list`' in lines[0]
+  assert not (tmp_path / 'cache').exists()
+
+
+def test_folders_that_are_neither_paths_nor_names(tiny_run, image_folder):
+  with pytest.raises(known_files.KnownFileError) as error:
+    eval_lib.evaluate(str(tiny_run), data_dir='bsd86')
+  assert str(error.value).startswith(
+      "image folder 'bsd86' does not exist and is not a known name; did you "
+      'mean bsd68?')
+  with pytest.raises(FileNotFoundError,
+                     match="image folder 'nowhere/target' does not exist"):
+    eval_lib.evaluate(str(tiny_run), input_dir=str(image_folder),
+                      target_dir='nowhere/target')
 
 
 def test_table_layout(tiny_run, image_folder, tmp_path):

@@ -377,6 +377,35 @@ def test_a_failed_save_leaves_no_version(exports, tmp_path, monkeypatch):
   assert os.listdir(tmp_path / ('fcn' + export_lib.POLICY_SUFFIX)) == []
 
 
+def test_an_export_started_during_another_takes_the_next_version(
+    exports, tmp_path, monkeypatch):
+  _, _, result = exports['fcn']
+  run_dir = os.path.join(os.path.dirname(os.path.dirname(
+      os.path.dirname(result.model_dir))), 'runs', 'fcn')
+  save_policy = export_lib._save_policy  # pylint: disable=protected-access
+  inner = []
+
+  def save_policy_while_another_export_runs(config, network, path):
+    if not inner:
+      inner.append(None)
+      inner[0] = export_lib.export_model(run_dir, str(tmp_path), 'fcn')
+      # Not yet renamed: the outer export's version is not visible.
+      assert not os.path.exists(tmp_path / 'fcn' / '1')
+    save_policy(config, network, path)
+
+  monkeypatch.setattr(export_lib, '_save_policy',
+                      save_policy_while_another_export_runs)
+  outer = export_lib.export_model(run_dir, str(tmp_path), 'fcn')
+  assert (outer.version, inner[0].version) == (1, 2)
+  for name in ('fcn', 'fcn' + export_lib.POLICY_SUFFIX):
+    assert sorted(os.listdir(tmp_path / name)) == ['1', '2']
+  for version in ('1', '2'):
+    loaded = tf.saved_model.load(str(tmp_path / 'fcn' / version))
+    assert 'serving_default' in loaded.signatures
+    assert os.path.exists(tmp_path / ('fcn' + export_lib.POLICY_SUFFIX) /
+                          version / 'saved_model.pb')
+
+
 def test_export_of_imported_released_weights(tmp_path):
   npz = shared_data_path('official_weights', 'denoise_with_convGRU',
                          'pretrained_25.npz')

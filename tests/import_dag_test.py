@@ -11,7 +11,7 @@ PACKAGE = PROJECT_ROOT / 'pixelrl_tf'
 ALLOWED = {
     'io': {'io'},
     'filters': {'filters'},
-    'metrics': set(),
+    'metrics': {'io'},
     'data': {'data', 'io'},
     'networks': {'networks'},
     'agents': {'agents'},

@@ -498,6 +498,9 @@ def test_resolve_path_or_name(monkeypatch, server, cache, tmp_path):
     known_files.resolve_path_or_name('missing.npz')
   assert _one_line(error) == "'missing.npz' does not exist"
   with pytest.raises(FileNotFoundError) as error:
+    known_files.resolve_path_or_name('missing.npz', what='weights file')
+  assert _one_line(error) == "weights file 'missing.npz' does not exist"
+  with pytest.raises(FileNotFoundError) as error:
     known_files.resolve_path_or_name(
         str(tmp_path / 'official_weights' / 'denoise' / 'pretrained_25.npz'))
   assert "known file 'fcn_sigma25'" in _one_line(error)
@@ -511,9 +514,49 @@ def test_resolve_path_or_name(monkeypatch, server, cache, tmp_path):
   with pytest.raises(known_files.KnownFileError) as error:
     known_files.resolve_path_or_name('gru_rmc_sigma52')
   text = _one_line(error)
-  assert "'gru_rmc_sigma52'" in text and 'gru_rmc_sigma25' in text
-  with pytest.raises(ValueError, match='download --list'):
-    known_files.resolve_path_or_name('no_such_thing')
+  assert text.startswith("'gru_rmc_sigma52' does not exist and is not a "
+                         'known name; did you mean ')
+  assert 'gru_rmc_sigma25' in text
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.resolve_path_or_name('no_such_thing', what='image folder')
+  assert _one_line(error) == (
+      "image folder 'no_such_thing' does not exist and is not a known name "
+      '(`python -m pixelrl_tf.download --list` lists them)')
+  assert server.requests == [f'/{entry.source.repo}/{entry.source.commit}/'
+                             f'{entry.source.path}']
+
+
+def test_image_folders_of_commands_take_names(monkeypatch, server, cache,
+                                              tmp_path):
+  """`restore --input` and `make_restoration_set --input_dir`."""
+  # pylint: disable=g-import-not-at-top
+  import cv2
+  from pixelrl_tf.jobs import restoration_set_lib
+  from pixelrl_tf.jobs import restore_lib
+  rng = np.random.default_rng(0)
+  payloads = {name: cv2.imencode('.png', rng.integers(
+      0, 256, (24, 32), np.uint8))[1].tobytes() for name in ('a.png', 'b.png')}
+  entry = _register_dataset(monkeypatch, 'test_set', payloads)
+  for member in entry.files:
+    server.serve(member.source, payloads[member.relpath.rsplit('/', 1)[1]])
+  folder = cache / entry.relpath
+  assert restore_lib.find_images('test_set') == [
+      str(folder / 'a.png'), str(folder / 'b.png')]
+  manifest = restoration_set_lib.make_restoration_set(
+      'test_set', tmp_path / 'set', seed=0)
+  assert manifest['image_count'] == 2
+  assert sorted(p.name for p in (tmp_path / 'set' / 'input').iterdir()) == [
+      'a.png', 'b.png']
+  with pytest.raises(restoration_set_lib.RestorationSetError) as error:
+    restoration_set_lib.make_restoration_set('test_sett', tmp_path / 'x',
+                                             seed=0)
+  assert _one_line(error).startswith(
+      "image folder 'test_sett' does not exist and is not a known name; did "
+      'you mean test_set?')
+  with pytest.raises(FileNotFoundError, match="^input 'nowhere/a.png' does "
+                     'not exist$'):
+    restore_lib.find_images('nowhere/a.png')
+  assert not (tmp_path / 'x').exists()
 
 
 def test_list_known_reports_local_and_cached_copies(monkeypatch, server,

@@ -12,10 +12,15 @@ greedy policy must then pick the optimal action for most pixels and restore
 the validation images far better than the input and than any fixed action
 schedule.
 
-This test is the guard of the training loop's correctness: it fails when the
-advantage's sign is flipped, when the returns are broken (e.g. the rewards
-of the wrong step), when the learning-rate schedule gives no rate, or when
-the entropy bonus is reversed or overwhelming (see docs/design.md).
+A second run has a reward that is always zero and no value loss: the only
+force on the policy is then the entropy bonus, which must drive it towards
+the uniform distribution.
+
+These tests guard the training loop's correctness: they fail when the
+advantage's sign is flipped, when the returns are broken (zero, or the
+rewards credited to the wrong step), when the learning-rate schedule is
+wrong (zero, constant or inverted), or when the entropy bonus is reversed or
+missing; `bench/learning_breakage.py` breaks each on purpose and shows it.
 """
 
 import functools
@@ -30,6 +35,7 @@ import tensorflow as tf
 from conftest import PROJECT_ROOT
 from pixelrl_tf import cli
 from pixelrl_tf import metrics
+from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.filters import image_ops
 from pixelrl_tf.jobs import eval_lib
@@ -47,11 +53,13 @@ DOWN, NOTHING, UP = range(3)
 # 1-3; the input is at 11.4 dB and the best fixed action schedule at 15.6).
 MIN_OPTIMAL_SHARE = 0.75
 MIN_PSNR = 19.0
-# Mean entropy (nats) of the collect policy in the last episode: the entropy
-# bonus keeps some exploration (measured 0.02-0.04); without it, or reversed,
-# the policy collapses, and with a bonus that swamps the rewards it stays near
-# uniform (ln 3 = 1.1).
-ENTROPY_RANGE = (0.01, 0.3)
+# With zero rewards, the collect policy's mean entropy (nats) after the
+# entropy-only run must be within this of the uniform policy's ln 3, and
+# have risen by at least ENTROPY_RISE from the first episode.
+ENTROPY_GAP = 0.02
+ENTROPY_RISE = 0.05
+NUM_EPISODES = 400
+LEARNING_RATE = 3e-3
 
 
 def _register():
@@ -66,6 +74,9 @@ def _register():
     tasks_lib.register_task(tasks_lib.Task(
         'shift_test', action_set=ACTIONS, episode_source=tasks_lib.PAIRED,
         noise=None, channels=1, t_max=3, max_rotation_degrees=0.0))
+    rewards_lib.register_reward(
+        'zero', lambda targets, images, next_images: tf.zeros(
+            tf.shape(images)[:3]), overwrite=True)
 
 
 def _write_pairs(folder, count, size, seed):
@@ -105,18 +116,32 @@ def train_shift_task(root_dir, data_dir, bindings=()):
       f"train.validation_source = '{data_dir / 'validation'}'",
       'train.max_validation_images = None',
       'train.batch_size = 8', 'train.crop_size = 16', 'train.filters = 16',
-      'train.use_conv_gru = False', 'train.num_episodes = 400',
-      'train.learning_rate = 3e-3', 'train.eval_interval = 400',
-      'train.checkpoint_interval = 400', 'train.summary_interval = 100',
+      'train.use_conv_gru = False', f'train.num_episodes = {NUM_EPISODES}',
+      f'train.learning_rate = {LEARNING_RATE}',
+      f'train.eval_interval = {NUM_EPISODES}',
+      f'train.checkpoint_interval = {NUM_EPISODES}',
+      'train.summary_interval = 1',
       'train.image_summary_interval = 1000', 'train.seed = 3',
       *bindings])
   return train_lib.train(str(root_dir),
                          progress_stream=open(os.devnull, 'w'))
 
 
-def final_entropy(root_dir):
-  """Mean per-pixel entropy of the collect policy in the last episode."""
-  return train_scalars(root_dir, 'Metrics/entropy')[-1]
+def schedule_is_poly(root_dir):
+  """Whether the rates the optimizer used follow the reference schedule."""
+  rates = np.array(train_scalars(root_dir, 'Metrics/learning_rate'))
+  episodes = np.arange(len(rates))
+  expected = LEARNING_RATE * (1.0 - episodes / NUM_EPISODES) ** 0.9
+  return len(rates) == NUM_EPISODES and np.allclose(rates, expected,
+                                                    rtol=1e-4, atol=1e-9)
+
+
+def entropy_rises_to_uniform(root_dir):
+  """`(first, last, ok)` mean entropies of the entropy-only run."""
+  entropies = train_scalars(root_dir, 'Metrics/entropy')
+  first, last = entropies[0], float(np.mean(entropies[-10:]))
+  ok = last >= np.log(3.0) - ENTROPY_GAP and last >= first + ENTROPY_RISE
+  return first, last, ok
 
 
 def train_scalars(root_dir, tag):
@@ -150,6 +175,23 @@ def test_training_learns_the_known_optimal_policy(data, tmp_path):
   report = result['final_report']
   assert share >= MIN_OPTIMAL_SHARE, (share, psnr)
   assert psnr >= MIN_PSNR, (share, psnr)
+  assert schedule_is_poly(tmp_path / 'run')
   # The input and the best fixed action schedule are far below.
   assert report['input'] < 12.0 and report['best_fixed_schedule'] < 16.5
   assert report['model'] == pytest.approx(psnr)
+
+
+def train_entropy_only(root_dir, data_dir, bindings=()):
+  """The shift task with a zero reward and no value loss: only the entropy
+  bonus acts on the network."""
+  return train_shift_task(root_dir, data_dir, [
+      "make_task.reward = 'zero'", 'PixelA2CAgent.value_loss_coef = 0.0',
+      'train.num_episodes = 40',
+      'train.final_report = False', 'train.eval_interval = 1000',
+      'train.checkpoint_interval = 40', *bindings])
+
+
+def test_the_entropy_bonus_alone_makes_the_policy_uniform(data, tmp_path):
+  train_entropy_only(tmp_path / 'run', data)
+  first, last, ok = entropy_rises_to_uniform(tmp_path / 'run')
+  assert ok, (first, last)

@@ -6,16 +6,22 @@ with seeded Gaussian noise. Given the same image, pixelrl_tf's greedy actions
 must agree with the reference on at least 99.9% of the pixels at every step
 and its filters must reproduce OpenCV's; running each side's own episode, the
 final PSNRs must agree within 0.01 dB. Also
-checks the IRCNN initial weights (they must denoise) and the learned RMC
-kernels. Skips when ../shared/data is absent.
+checks the IRCNN initial weights (they must denoise), the learned RMC
+kernels, and that `import_weights` takes a released model by name. Skips
+when ../shared/data is absent.
 """
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import reference_numpy
-from conftest import shared_data_path
+from conftest import PROJECT_ROOT, shared_data_path
+from pixelrl_tf.data import known_files
 from pixelrl_tf.agents import reward_map as reward_map_lib
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.networks import fcn_actor_critic
@@ -244,3 +250,28 @@ def test_initialisation_files_load():
     np.testing.assert_array_equal(
         colour_network.layer_by_name('diconv6_v').kernel.numpy(),
         arrays['diconv6/diconv/W'].transpose(2, 3, 1, 0))
+
+
+def test_import_weights_cli_takes_a_known_name(tmp_path):
+  """`--npz=gru_rmc_sigma25` resolves through the data root."""
+  root = shared_data_path('official_weights').parent
+  path = weights_path('gru_rmc', 25)
+  env = {k: v for k, v in os.environ.items() if not k.startswith('PIXELRL_')}
+  env.update({known_files.DATA_ROOT_ENV: str(root),
+              known_files.CACHE_DIR_ENV: str(tmp_path / 'cache'),
+              known_files.OFFLINE_ENV: '1'})
+  run_dir = tmp_path / 'run'
+  result = subprocess.run(
+      [sys.executable, '-m', 'pixelrl_tf.import_weights',
+       '--npz=gru_rmc_sigma25', f'--output_dir={run_dir}'],
+      cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+      check=False)
+  assert result.returncode == 0, result.stderr
+  assert "imported a 'gru_rmc' model" in result.stdout
+  assert not (tmp_path / 'cache').exists()  # taken from the data root
+  config, network, _ = model_io.load_model(str(run_dir))
+  assert config.variant == 'gru_rmc'
+  with np.load(path) as arrays:
+    np.testing.assert_array_equal(
+        network.layer_by_name('conv1').kernel.numpy(),
+        arrays['conv1/W'].transpose(2, 3, 1, 0))

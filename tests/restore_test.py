@@ -13,6 +13,7 @@ from PIL import Image
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
 from pixelrl_tf.filters import action_set as action_set_lib
+from pixelrl_tf.io import images as image_io
 from pixelrl_tf.networks import fcn_actor_critic
 from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import model_io
@@ -218,7 +219,7 @@ def test_cli_with_a_saved_model(models, tmp_path):
   assert sorted(os.listdir(tmp_path / 'out')) == ['colour.png', 'gray.png']
   # The same file through the in-process path, whole and tiled, through a
   # run directory and the served model's folder (its latest version).
-  image, _ = restore_lib.read_image(str(tmp_path / 'in' / 'gray.png'))
+  image = image_io.read_image(tmp_path / 'in' / 'gray.png', channels=1)
   for model in (models['gray_run'], models['served_model']):
     restorer = restore_lib.load_restorer(model)
     whole = restore_lib.restore_image(restorer, image, tile_size=0)
@@ -248,7 +249,8 @@ def test_cli_with_a_colour_run_and_action_maps(models, tmp_path):
     with Image.open(tmp_path / 'out' / f'{name}_actions.gif') as gif:
       assert gif.n_frames >= 1
   # The tiled CLI run equals an untiled in-process one.
-  image, _ = restore_lib.read_image(str(tmp_path / 'in' / 'colour.jpg'))
+  image = image_io.read_image(tmp_path / 'in' / 'colour.jpg', channels=3,
+                              bgr=True)
   whole = restore_lib.restore_image(
       restore_lib.load_restorer(models['colour_run']), image, tile_size=0)
   np.testing.assert_array_equal(
@@ -273,7 +275,7 @@ def test_cli_bad_inputs_fail_with_one_line(models, tmp_path):
   cases = {
       'does not exist': [f'--input={tmp_path / "missing.png"}'],
       'no image files': [f'--input={tmp_path / "empty"}'],
-      'cannot read': [f'--input={tmp_path / "corrupt"}'],
+      'cannot decode': [f'--input={tmp_path / "corrupt"}'],
   }
   for message, args in cases.items():
     ran = _restore_cli(f'--model={models["gray_run"]}', *args,

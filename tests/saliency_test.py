@@ -14,6 +14,7 @@ from skimage import data as skimage_data
 from conftest import PROJECT_ROOT
 from conftest import shared_data_path
 from pixelrl_tf import metrics
+from pixelrl_tf.data import known_files
 from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.filters import action_set as action_set_lib
@@ -119,6 +120,26 @@ def test_initialise_from_the_released_colour_fcn():
   for before, after in zip(gru_before, network.layer_by_name(
       'conv_gru').get_weights()):
     np.testing.assert_array_equal(before, after)
+
+
+def test_initialise_from_a_known_name(monkeypatch):
+  network = _network(64)
+  with pytest.raises(known_files.KnownFileError,
+                     match="^init 'colour_init' does not exist and is not a "
+                     'known name; did you mean color_init'):
+    saliency_lib.initialise_from(network, 'colour_init')
+  path = shared_data_path('official_weights', 'fpop_with_convGRU',
+                          '200model.npz')
+  monkeypatch.setenv(known_files.DATA_ROOT_ENV,
+                     str(path.parent.parent.parent))
+  note = saliency_lib.initialise_from(network, 'color_init')
+  assert f'initialised from color_init ({path})' in note
+  by_path = _network(64)
+  saliency_lib.initialise_from(by_path, str(path))
+  for name in ('conv1', 'diconv6_v'):
+    np.testing.assert_array_equal(
+        network.layer_by_name(name).kernel.numpy(),
+        by_path.layer_by_name(name).kernel.numpy())
 
 
 def test_initialise_from_a_run_of_another_width_fails(tmp_path):

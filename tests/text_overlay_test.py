@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pixelrl_tf.data import datasets
 from pixelrl_tf.data import text_overlay
+from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import restoration_set_lib
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -235,7 +235,8 @@ def test_tool_writes_a_reproducible_set(image_dir, tmp_path):
     corrupted = cv2.imread(str(output / 'input' / name), cv2.IMREAD_UNCHANGED)
     target = cv2.imread(str(output / 'target' / name), cv2.IMREAD_UNCHANGED)
     mask = cv2.imread(str(output / 'mask' / name), cv2.IMREAD_UNCHANGED)
-    source = datasets.load_image(image_dir / entry['source'], 1)[..., 0]
+    source = image_io.read_image(image_dir / entry['source'],
+                                 channels=1)[..., 0]
     assert corrupted.dtype == target.dtype == mask.dtype == np.uint8
     assert corrupted.shape == target.shape == mask.shape == source.shape
     assert (entry['height'], entry['width']) == source.shape

@@ -261,3 +261,57 @@ def test_progress_bar_reports_rate_and_eta():
   assert 'episode 5/10' in stream.text and 'ETA' in stream.text
   assert 'reward 1.5' in stream.text
   assert progress.format_duration(3725) == '1:02:05'
+
+
+def test_resume_guards_name_every_difference(tmp_path):
+  stream = open(os.devnull, 'w')
+  _train_tiny(tmp_path, stream, num_episodes=3, stop_after_episodes=1,
+              eval_interval=100, final_report=False)
+  with pytest.raises(train_lib.TrainingError) as error:
+    _train_tiny(tmp_path, stream, num_episodes=3, seed=1, batch_size=4,
+                eval_interval=100, final_report=False)
+  message = str(error.value)
+  assert len(message.splitlines()) == 1
+  assert 'seed 0 -> 1' in message and 'batch_size 2 -> 4' in message
+  assert 'new --root_dir' in message and 'allow_changes' in message
+  # Extending the budget is deliberate: allowed by name.
+  result = _train_tiny(tmp_path, stream, num_episodes=4, eval_interval=100,
+                       final_report=False, allow_changes=['num_episodes'])
+  assert result['episode'] == 4
+  # Every start keeps its operative configuration.
+  assert (tmp_path / 'operative_config-0.gin').exists()
+  assert (tmp_path / 'operative_config-1.gin').exists()
+  assert json.loads((tmp_path / 'run.json').read_text())['num_episodes'] == 4
+
+
+def test_a_failed_first_start_writes_no_model(tmp_path):
+  stream = open(os.devnull, 'w')
+  with pytest.raises((FileNotFoundError, ValueError)):
+    _train_tiny(tmp_path, stream, data_source=str(tmp_path / 'nope'))
+  assert not (tmp_path / 'model.json').exists()
+  assert not (tmp_path / 'run.json').exists()
+  # The same directory then starts normally with another configuration.
+  result = _train_tiny(tmp_path, stream, num_episodes=1, filters=4,
+                       eval_interval=100, final_report=False)
+  assert result['episode'] == 1
+
+
+def test_a_non_finite_update_is_not_applied_and_nothing_is_saved(tmp_path):
+  stream = open(os.devnull, 'w')
+  _train_tiny(tmp_path, stream, num_episodes=2, eval_interval=100,
+              final_report=False)
+  saved = _checkpoint_values(tmp_path)
+  gin.clear_config()
+  cli.parse_gin([TINY], ['train.num_episodes = 4', 'train.eval_interval = 100',
+                         'train.final_report = False',
+                         "train.allow_changes = ['num_episodes']",
+                         # Infinite rewards: non-finite returns and gradients.
+                         'PixelA2CAgent.reward_scale = 1e400'])
+  with pytest.raises(train_lib.TrainingError,
+                     match='non-finite .* at episode 2.*episode 2'):
+    train_lib.train(str(tmp_path), progress_stream=stream)
+  assert tf.train.latest_checkpoint(str(tmp_path / 'train')).endswith(
+      'ckpt-2')
+  after = _checkpoint_values(tmp_path)
+  for name, value in saved.items():
+    np.testing.assert_array_equal(after[name], value, err_msg=name)

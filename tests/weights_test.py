@@ -1,9 +1,12 @@
 """Tests of the Chainer npz and Caffe readers and of the weight import tool.
 
-Everything here runs on small synthetic files (no shared data needed).
+Everything here runs on small synthetic files (no shared data needed); known
+names resolve through a temporary data root or fail offline.
 """
 
+import hashlib
 import os
+import pathlib
 import struct
 import subprocess
 import sys
@@ -13,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import reference_numpy
+from pixelrl_tf.data import known_files
 from pixelrl_tf.agents import reward_map as reward_map_lib
 from pixelrl_tf.networks import conv_gru
 from pixelrl_tf.networks import fcn_actor_critic
@@ -325,8 +329,34 @@ def test_import_errors(tmp_path):
   assert config.channels == 3
 
 
-def _run_cli(*args):
-  env = dict(os.environ, PYTHONPATH=PROJECT_ROOT)
+def test_import_a_known_name(tmp_path, monkeypatch):
+  arrays = fake_arrays('gru_rmc', seed=4)
+  root = tmp_path / 'data'
+  relpath = 'official_weights/test/model.npz'
+  (root / relpath).parent.mkdir(parents=True)
+  payload = pathlib.Path(write_npz(root / relpath, arrays)).read_bytes()
+  monkeypatch.setitem(known_files.REGISTRY, 'test_rmc', known_files.KnownFile(
+      'test_rmc', relpath,
+      known_files.Source('owner/repo', '0' * 40, 'model.npz'), len(payload),
+      hashlib.sha256(payload).hexdigest()))
+  monkeypatch.setenv(known_files.DATA_ROOT_ENV, str(root))
+  config, _ = import_weights_lib.import_npz('test_rmc', str(tmp_path / 'run'))
+  assert config.variant == 'gru_rmc'
+  _, network, reward_map = model_io.load_model(str(tmp_path / 'run'))
+  assert_network_holds(network, reward_map, arrays, 'gru_rmc')
+  one_line_error(
+      lambda: import_weights_lib.import_npz('test_rcm', str(tmp_path / 'x')),
+      "weights file 'test_rcm' does not exist and is not a known name",
+      'did you mean test_rmc?')
+  with pytest.raises(FileNotFoundError,
+                     match=r"^weights file 'nowhere/model\.npz' does not "
+                     'exist$'):
+    import_weights_lib.import_npz('nowhere/model.npz', str(tmp_path / 'x'))
+  assert not os.path.exists(tmp_path / 'x')
+
+
+def _run_cli(*args, env=None):
+  env = dict(env if env is not None else os.environ, PYTHONPATH=PROJECT_ROOT)
   return subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.import_weights', *args],
       cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
@@ -353,6 +383,25 @@ def test_cli(tmp_path):
   assert lines[0].startswith('error: '), lines
   assert "variant 'gru' does not match" in lines[0]
   assert 'Traceback' not in result.stderr
+
+
+def test_cli_known_name_offline_is_one_line(tmp_path):
+  env = {k: v for k, v in os.environ.items() if not k.startswith('PIXELRL_')}
+  env.update({known_files.CACHE_DIR_ENV: str(tmp_path / 'cache'),
+              known_files.OFFLINE_ENV: '1'})
+  result = _run_cli('--npz=gru_rmc_sigma25',
+                    f'--output_dir={tmp_path / "run"}', env=env)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith('error: gru_rmc_sigma25 (official_weights/'
+                             'denoise_with_convGRU_and_RMC/pretrained_25.npz) '
+                             'is not available'), lines
+  assert 'downloads are off' in lines[0]
+  assert '`python -m pixelrl_tf.download gru_rmc_sigma25`' in lines[0]
+  assert f'{known_files.DATA_ROOT_ENV}=<folder>' in lines[0]
+  assert not (tmp_path / 'run').exists()
+  assert not list((tmp_path / 'cache').rglob('*.npz'))
 
 
 # --- Caffe --------------------------------------------------------------

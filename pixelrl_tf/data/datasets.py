@@ -21,12 +21,16 @@ which rotates the 8-bit image, rotated values are not rounded to 1/255.
 Where training images come from (`image_source`): the natural photographs in
 scikit-image's wheel (`default_images`, no download needed), or a folder of
 image files, optionally restricted by a list file such as the official
-`training_BSD68.txt`.
+`training_BSD68.txt`. Files are listed and read with `pixelrl_tf.io.images`
+(`list_image_files`, `read_image`), the project's one image reader, so a bad
+file is a one-line error naming it.
 """
 
+import collections
 import math
 import os
 import pathlib
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import gin
@@ -34,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 from skimage import data as skimage_data
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+from pixelrl_tf.io import images as image_io
 
 # The natural photographs shipped inside scikit-image's wheel, in a fixed
 # order. Synthetic, microscopy, medical, astronomical and binary images are
@@ -54,35 +58,6 @@ VALIDATION = 'validation'
 
 # ---------------------------------------------------------------------------
 # Files.
-
-
-def list_image_files(directory):
-  """Lists the image files directly inside `directory`, sorted by name.
-
-  Args:
-    directory: a folder path.
-
-  Returns:
-    Sorted list of `pathlib.Path` whose suffix is one of `IMAGE_SUFFIXES`
-    (case-insensitive); sub-folders are not searched.
-
-  Raises:
-    FileNotFoundError: `directory` does not exist.
-    NotADirectoryError: `directory` is not a folder.
-    ValueError: the folder holds no image file.
-  """
-  directory = pathlib.Path(directory)
-  if not directory.exists():
-    raise FileNotFoundError(f'image folder {str(directory)!r} does not exist')
-  if not directory.is_dir():
-    raise NotADirectoryError(f'{str(directory)!r} is not a folder')
-  paths = sorted(
-      path for path in directory.iterdir()
-      if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
-  if not paths:
-    raise ValueError(f'no image files ({", ".join(IMAGE_SUFFIXES)}) in '
-                     f'{str(directory)!r}')
-  return paths
 
 
 def resolve_list_file(list_file, directory):
@@ -124,9 +99,10 @@ def resolve_list_file(list_file, directory):
     if path.is_file():
       paths.append(path)
       continue
-    if pathlib.PurePath(entry).suffix.lower() not in IMAGE_SUFFIXES:
+    if pathlib.PurePath(entry).suffix.lower() not in image_io.IMAGE_SUFFIXES:
       if files_by_stem is None:
-        files_by_stem = {p.stem: p for p in list_image_files(directory)}
+        files_by_stem = {
+            p.stem: p for p in image_io.list_image_files(directory)}
       if entry in files_by_stem:
         paths.append(files_by_stem[entry])
         continue
@@ -157,11 +133,11 @@ def list_image_pairs(input_directory, target_directory, list_file=None):
     ValueError: a folder holds no image.
   """
   if list_file is None:
-    input_paths = list_image_files(input_directory)
+    input_paths = image_io.list_image_files(input_directory)
   else:
     input_paths = resolve_list_file(list_file, input_directory)
   targets_by_stem = {
-      path.stem: path for path in list_image_files(target_directory)}
+      path.stem: path for path in image_io.list_image_files(target_directory)}
   missing = [path.name for path in input_paths
              if path.stem not in targets_by_stem]
   if missing:
@@ -177,92 +153,64 @@ def _check_channels(channels):
                      f'{channels!r}')
 
 
-_UNIT_SCALE_DIVISORS = {
-    np.dtype(np.uint8): 255.0,
-    np.dtype(np.uint16): 65535.0,
-    np.dtype(np.float32): 1.0,
-    np.dtype(np.float64): 1.0,
-}
+NoteFn = Callable[[str], None]
+_NOTE_EXAMPLES = 3
 
 
-def _to_unit_scale(image):
-  return image.astype(np.float32) / _UNIT_SCALE_DIVISORS[image.dtype]
+def _report_notes(notes_by_kind, total, note_fn):
+  """Calls `note_fn` once per kind of conversion, naming a few files."""
+  for note, names in notes_by_kind.items():
+    shown = ', '.join(names[:_NOTE_EXAMPLES])
+    more = ', ...' if len(names) > _NOTE_EXAMPLES else ''
+    note_fn(f'{note} in {len(names)} of {total} images ({shown}{more})')
 
 
-def load_image(path, channels, bgr=False):
-  """Reads an image file with OpenCV as float32 `[H, W, C]` on 0..1.
+def load_images(paths: Sequence[os.PathLike],
+                channels: int,
+                bgr: bool = False,
+                min_size: Optional[image_io.MinSize] = None,
+                note_fn: Optional[NoteFn] = None
+               ) -> List[Tuple[str, np.ndarray]]:
+  """Reads image files with `pixelrl_tf.io.images.read_image`.
 
-  8-bit values are divided by 255, 16-bit values by 65535, float images are
-  kept as they are. An alpha channel is dropped. Colour images become gray
-  with `cv2.cvtColor(..., COLOR_BGR2GRAY)` on the stored 8/16-bit values (as
-  the PixelRL authors converted the BSD images); gray images become colour by
-  repeating the channel.
-
-  Args:
-    path: image file path.
-    channels: 1 (gray) or 3 (colour).
-    bgr: return colour images in OpenCV's BGR order instead of RGB.
-
-  Returns:
-    float32 numpy `[H, W, channels]`.
-
-  Raises:
-    FileNotFoundError: the file does not exist.
-    ValueError: the file is empty, unreadable, not an image, or its pixel
-      type or channel count is unsupported.
-  """
-  _check_channels(channels)
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f'image file {str(path)!r} does not exist')
-  encoded = np.fromfile(str(path), dtype=np.uint8)
-  if encoded.size == 0:
-    raise ValueError(f'image file {str(path)!r} is empty')
-  try:
-    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
-  except cv2.error:
-    image = None
-  if image is None or image.size == 0:
-    raise ValueError(f'cannot decode image file {str(path)!r} (corrupt or '
-                     f'not an image)')
-  if image.dtype not in _UNIT_SCALE_DIVISORS:
-    raise ValueError(f'unsupported pixel type {image.dtype} in image file '
-                     f'{str(path)!r} (expected 8/16-bit or float)')
-  if image.ndim == 2:
-    image = image[:, :, np.newaxis]
-  stored_channels = image.shape[2]
-  if stored_channels in (1, 2):  # Gray, or gray + alpha.
-    gray = image[:, :, :1]
-    if channels == 1:
-      return _to_unit_scale(gray)
-    return _to_unit_scale(np.repeat(gray, 3, axis=2))
-  if stored_channels not in (3, 4):
-    raise ValueError(f'image file {str(path)!r} has {stored_channels} '
-                     f'channels (expected 1 to 4)')
-  bgr_image = np.ascontiguousarray(image[:, :, :3])
-  if channels == 1:
-    if bgr_image.dtype == np.float64:
-      bgr_image = bgr_image.astype(np.float32)
-    gray = cv2.cvtColor(bgr_image, cv2.COLOR_BGR2GRAY)
-    return _to_unit_scale(gray[:, :, np.newaxis])
-  if not bgr:
-    bgr_image = bgr_image[:, :, ::-1]
-  return _to_unit_scale(np.ascontiguousarray(bgr_image))
-
-
-def load_images(paths, channels, bgr=False):
-  """Reads image files (see `load_image`).
+  8-bit values are divided by 255, 16-bit values by 65535, float images
+  (finite, within 0..1) are kept; an alpha channel is dropped; colour images
+  become gray with `cv2.cvtColor` on the stored values (as the PixelRL
+  authors converted the BSD images), gray images become colour by repeating
+  the channel.
 
   Args:
     paths: iterable of image file paths.
     channels: 1 (gray) or 3 (colour).
     bgr: colour images in BGR order instead of RGB.
+    min_size: optional smallest size of every image (e.g. the training
+      crop), an int or `(height, width)`.
+    note_fn: optional callable given one line per kind of conversion (alpha
+      dropped, colour to gray, gray to colour) with the number of images
+      and the first names.
 
   Returns:
     List of `(file name, float32 [H, W, channels])` pairs.
+
+  Raises:
+    FileNotFoundError: a file does not exist.
+    ValueError: (one line, naming the file) a file is not a usable image
+      (`io.images.ImageReadError`), is smaller than `min_size`, or
+      `channels` is not 1 or 3.
   """
-  return [(pathlib.Path(path).name, load_image(path, channels, bgr=bgr))
-          for path in paths]
+  _check_channels(channels)
+  named_images = []
+  notes_by_kind = collections.defaultdict(list)
+  for path in paths:
+    path = pathlib.Path(path)
+    image, notes = image_io.read_image_with_notes(
+        path, channels=channels, bgr=bgr, min_size=min_size)
+    for note in notes:
+      notes_by_kind[note].append(path.name)
+    named_images.append((path.name, image))
+  if note_fn is not None:
+    _report_notes(notes_by_kind, len(named_images), note_fn)
+  return named_images
 
 
 # ---------------------------------------------------------------------------
@@ -280,7 +228,7 @@ def default_images(channels=1, bgr=False):
 
   The images ship inside the scikit-image wheel, so no download is needed.
   Colour photographs become gray with OpenCV's luminance formula
-  (`cv2.cvtColor` on the 8-bit values, as `load_image` does).
+  (`cv2.cvtColor` on the 8-bit values, as `load_images` does).
 
   Args:
     channels: 1 (gray) or 3 (colour; gray photographs are repeated).
@@ -354,7 +302,9 @@ def image_source(source=DEFAULT_SOURCE,
                  validation_source=None,
                  validation_fraction=None,
                  split_seed=DEFAULT_SPLIT_SEED,
-                 bgr=False):
+                 bgr=False,
+                 min_size=None,
+                 note_fn=None):
   """Returns the training or validation images of a data source.
 
   Sources and their validation images:
@@ -380,13 +330,18 @@ def image_source(source=DEFAULT_SOURCE,
     validation_fraction: fraction of the source held out for validation.
     split_seed: seed of the held-out split.
     bgr: colour images in BGR order instead of RGB.
+    min_size: optional smallest size of the image files read (e.g. the
+      training crop); a smaller file is an error naming it and both sizes.
+    note_fn: optional callable given one line per kind of conversion of
+      the files read (see `load_images`).
 
   Returns:
     List of `(name, float32 [H, W, channels])` pairs.
 
   Raises:
-    ValueError: bad `subset`, a list file with the default source, or no way
-      to get validation images.
+    ValueError: bad `subset`, a list file with the default source, no way
+      to get validation images, or an image file that cannot be read or is
+      smaller than `min_size` (one line, naming the file).
     FileNotFoundError: a missing folder or file.
   """
   if subset not in (TRAIN, VALIDATION):
@@ -397,8 +352,8 @@ def image_source(source=DEFAULT_SOURCE,
     if os.fspath(validation_source) == DEFAULT_SOURCE:
       return image_source(DEFAULT_SOURCE, VALIDATION, channels=channels,
                           split_seed=split_seed, bgr=bgr)
-    return load_images(
-        list_image_files(validation_source), channels, bgr=bgr)
+    return load_images(image_io.list_image_files(validation_source),
+                       channels, bgr=bgr, min_size=min_size, note_fn=note_fn)
   if validation_fraction is None:
     holds_out = source == DEFAULT_SOURCE and (
         validation_source is None or
@@ -411,7 +366,7 @@ def image_source(source=DEFAULT_SOURCE,
     items = default_images(channels, bgr=bgr)
   else:
     if list_file is None:
-      items = list_image_files(source)
+      items = image_io.list_image_files(source)
     else:
       items = resolve_list_file(list_file, source)
   if subset == VALIDATION and not validation_fraction:
@@ -422,7 +377,8 @@ def image_source(source=DEFAULT_SOURCE,
   chosen = training_items if subset == TRAIN else validation_items
   if source == DEFAULT_SOURCE:
     return chosen
-  return load_images(chosen, channels, bgr=bgr)
+  return load_images(chosen, channels, bgr=bgr, min_size=min_size,
+                     note_fn=note_fn)
 
 
 # ---------------------------------------------------------------------------

@@ -61,8 +61,8 @@ Names:
 
 Configuration values and flags go through `resolve_path_or_name`: an existing
 path, or anything that looks like one (a path separator or a suffix such as
-`.npz`), stays a path; a registered name is resolved; anything else is an
-error that lists the closest names.
+`.npz`), stays a path; a registered name is resolved; anything else is a
+one-line error saying that it does not exist, with the closest names.
 
 Environment variables: `PIXELRL_DATA_ROOT`, `PIXELRL_CACHE_DIR`,
 `PIXELRL_DOWNLOAD_BASE_URL` (replaces `https://raw.githubusercontent.com`,
@@ -106,6 +106,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from pixelrl_tf.io import files
 
 BASE_URL = 'https://raw.githubusercontent.com'
 DATA_ROOT_ENV = 'PIXELRL_DATA_ROOT'
@@ -393,12 +395,17 @@ def get_entry(name: str) -> Entry:
     return REGISTRY[name]
   except (KeyError, TypeError):
     pass
+  raise KnownFileError(
+      f'no known file or data set is named {str(name)!r}'
+      f'{_close_names_hint(name)}')
+
+
+def _close_names_hint(name):
+  """`; did you mean a, b? (`... --list` lists them)` for an unknown name."""
   close = difflib.get_close_matches(str(name), list(REGISTRY), n=3,
                                     cutoff=0.6)
   hint = f'; did you mean {", ".join(close)}?' if close else ''
-  raise KnownFileError(
-      f'no known file or data set is named {str(name)!r}{hint} '
-      f'(`{DOWNLOAD_COMMAND} --list` lists them)')
+  return f'{hint} (`{DOWNLOAD_COMMAND} --list` lists them)'
 
 
 # ---------------------------------------------------------------------------
@@ -529,21 +536,8 @@ class _TrustedHashes:
     with self._lock:
       records = self._load()
       records[relpath] = {'size': size, 'sha256': sha256, 'url': url}
-      self.path.parent.mkdir(parents=True, exist_ok=True)
-      _write_atomically(self.path,
-                        json.dumps(records, indent=1, sort_keys=True) + '\n')
-
-
-def _write_atomically(path, text):
-  handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.',
-                                       suffix='.part', dir=path.parent)
-  try:
-    with os.fdopen(handle, 'w') as stream:
-      stream.write(text)
-    os.replace(temporary, path)
-  except BaseException:
-    _remove(temporary)
-    raise
+      files.write_text_atomically(
+          self.path, json.dumps(records, indent=1, sort_keys=True) + '\n')
 
 
 def _remove(path):
@@ -936,13 +930,20 @@ def _matching_entry(text):
 
 
 def resolve_path_or_name(value: Union[str, os.PathLike, None],
+                         *,
+                         what: str = '',
                          **resolve_kwargs) -> Optional[pathlib.Path]:
   """A configuration value or flag as a path: a path, or a known name.
+
+  Every setting and command-line flag that takes a weights file or a data
+  folder goes through this function.
 
   Args:
     value: an existing path; something that looks like a path (it has a
       path separator or a file suffix such as `.npz`); a registered name; or
       None (returned as is, for optional settings).
+    what: what the value is, for messages (`'image folder'` gives
+      `image folder 'x' does not exist`); empty: just the value.
     **resolve_kwargs: passed to `resolve` for a name.
 
   Returns:
@@ -951,8 +952,9 @@ def resolve_path_or_name(value: Union[str, os.PathLike, None],
   Raises:
     FileNotFoundError: a path that does not exist (one line; it names the
       registered entry the path belongs to, if any).
-    KnownFileError: neither a path nor a registered name (the message lists
-      the closest names), or the name cannot be resolved.
+    KnownFileError: neither an existing path nor a registered name (one
+      line: it does not exist, and the closest names), or the name cannot be
+      resolved (one line: what is missing and how to get it).
   """
   if value is None:
     return None
@@ -960,6 +962,7 @@ def resolve_path_or_name(value: Union[str, os.PathLike, None],
   path = pathlib.Path(text).expanduser()
   if path.exists():
     return path
+  label = f'{what} {text!r}' if what else repr(text)
   if isinstance(value, os.PathLike) or _looks_like_path(text):
     entry = _matching_entry(text)
     hint = ''
@@ -968,7 +971,10 @@ def resolve_path_or_name(value: Union[str, os.PathLike, None],
       hint = (f' (it is the known {kind} {entry.name!r}: use that name to '
               f'fetch it, or set {DATA_ROOT_ENV} to the folder holding '
               f'{entry.relpath})')
-    raise FileNotFoundError(f'{text!r} does not exist{hint}')
+    raise FileNotFoundError(f'{label} does not exist{hint}')
+  if text not in REGISTRY:
+    raise KnownFileError(f'{label} does not exist and is not a known name'
+                         f'{_close_names_hint(text)}')
   return resolve(text, **resolve_kwargs)
 
 

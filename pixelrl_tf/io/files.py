@@ -205,3 +205,33 @@ def atomic_directory(final_dir: PathLike) -> Iterator[str]:
     shutil.rmtree(temp, ignore_errors=True)
     raise
   _fsync_directory(parent)
+
+
+def remove_stale_temporaries(directory: PathLike) -> list:
+  """Removes what killed writers left in `directory`; returns the paths.
+
+  Only a process that owns `directory` may call this (e.g. a training run
+  when it starts): the hidden `.NAME.*.tmp` files and folders of this module
+  and the `*_temp` folders of TensorFlow's checkpoint writer are removed,
+  nothing else.
+
+  Args:
+    directory: the folder to sweep (not recursively); absent is fine.
+  """
+  removed = []
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return removed
+  for name in sorted(names):
+    path = os.path.join(directory, name)
+    ours = name.startswith('.') and name.endswith(_TEMP_SUFFIX)
+    checkpoint_temp = name.endswith('_temp') and os.path.isdir(path)
+    if not (ours or checkpoint_temp):
+      continue
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      _remove_quietly(path)
+    removed.append(path)
+  return removed

@@ -345,9 +345,9 @@ def read_image(
 def quantize_uint8(image: np.ndarray) -> np.ndarray:
   """`floor(clip(v, 0, 1) * 255 + 0.5)` as uint8, the official protocol.
 
-  Computed in float32, so it matches `pixelrl_tf.metrics.quantize_to_uint8`
-  and the TensorFlow `quantize_uint8` of the serving module bit for bit.
-  NaN becomes 0, +Inf 255 and -Inf 0.
+  The project's one numpy quantiser (metrics, written images, pictures).
+  Computed in float32, so it matches the TensorFlow `quantize_uint8` of the
+  serving module bit for bit. NaN becomes 0, +Inf 255 and -Inf 0.
 
   Args:
     image: float array of any shape (e.g. `[H, W, C]`) on the 0..1 scale.

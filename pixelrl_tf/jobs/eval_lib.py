@@ -15,22 +15,42 @@ Colour models (`'color'` / `'color_reference'` action sets) read their images
 in BGR order and add the `lab` metric of Table VIII: the mean per-pixel CIE
 Lab distance to the target (`metrics.mean_lab_distance`: output clipped to
 [0, 1], OpenCV's float BGR->Lab), per step as well.
+
+Folders are paths or names of known data sets (`bsd68`, see
+`data.known_files`), resolved to a local data root, the cache or a download.
+Images are read with `pixelrl_tf.io.images`, all of them before the first is
+evaluated, so a bad file is a one-line error naming it before any work.
+Channels:
+
+  * clean images (`data_dir`) are converted to the model's channels as for
+    training (colour -> gray with OpenCV's luminance formula on the stored
+    values, gray -> colour by repetition), with one note per kind;
+  * paired folders (`input_dir`, `target_dir`) are compared as stored: an
+    image whose channels differ from the model's is refused with one line
+    naming it (a colour set scored with a gray model, or the reverse, would
+    not measure what the set was made for). An alpha channel is dropped,
+    with a note.
 """
 
 import json
 import math
 import os
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
 from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
+from pixelrl_tf.data import known_files
 from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.io import files
+from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.visualization import action_maps
 from pixelrl_tf.visualization import plots
+
+PathLike = Union[str, os.PathLike]
 
 ORIGINAL = 'original'
 RANDOM_AGENTS = 'random_agents'
@@ -234,16 +254,65 @@ def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
   return report
 
 
-def folder_pairs(input_dir, target_dir, channels, bgr=False):
-  """Yields `(name, corrupted, clean)` from paired folders (same stems).
+_CHANNEL_NAMES = {1: 'gray', 3: 'colour'}
 
-  Colour images are RGB, or BGR with `bgr` (colour models).
+
+def _read_paired_image(path, channels, bgr, note_fn):
+  image, notes = image_io.read_image_with_notes(path, bgr=bgr)
+  if image.shape[2] != channels:
+    raise ValueError(
+        f'paired image {str(path)!r} is {_CHANNEL_NAMES[image.shape[2]]} but '
+        f'the model takes {_CHANNEL_NAMES[channels]} images; paired folders '
+        'are evaluated as stored (convert them, or use --data_dir, which '
+        'converts)')
+  if note_fn is not None:
+    for note in notes:
+      note_fn(f'{os.path.basename(path)}: {note}')
+  return image
+
+
+def folder_pairs(
+    input_dir: PathLike, target_dir: PathLike, channels: int,
+    bgr: bool = False, note_fn: Optional[Callable[[str], None]] = None
+) -> List[Tuple[str, np.ndarray, np.ndarray]]:
+  """Reads `(name, corrupted, clean)` from paired folders (same stems).
+
+  Every image is read before this returns. Colour images are RGB, or BGR
+  with `bgr` (colour models).
+
+  Args:
+    input_dir: folder of corrupted inputs.
+    target_dir: folder of their clean targets (any image suffix).
+    channels: the model's channels; every image must have them.
+    bgr: colour images in BGR order.
+    note_fn: optional callable given a line per dropped alpha channel.
+
+  Returns:
+    List of `(input file name, corrupted [H,W,C], clean [H,W,C])`.
+
+  Raises:
+    FileNotFoundError: a folder or an input's target is missing.
+    ValueError: (one line, naming the file) a folder holds no image, an
+      image is not readable, has other channels than the model, or differs
+      in size from its pair.
   """
+  triples = []
   for input_path, target_path in datasets.list_image_pairs(input_dir,
                                                            target_dir):
-    yield (os.path.basename(input_path),
-           datasets.load_image(input_path, channels, bgr=bgr),
-           datasets.load_image(target_path, channels, bgr=bgr))
+    corrupted = _read_paired_image(input_path, channels, bgr, note_fn)
+    clean = _read_paired_image(target_path, channels, bgr, note_fn)
+    if corrupted.shape != clean.shape:
+      raise ValueError(
+          f'{str(input_path)!r} is {corrupted.shape[0]}x{corrupted.shape[1]} '
+          f'but its target {str(target_path)!r} is {clean.shape[0]}x'
+          f'{clean.shape[1]}')
+    triples.append((os.path.basename(input_path), corrupted, clean))
+  return triples
+
+
+def _image_folder(value):
+  """A folder argument as a path: a path or a known data set's name."""
+  return str(known_files.resolve_path_or_name(value, what='image folder'))
 
 
 def is_color_model(config):
@@ -259,27 +328,41 @@ def load_restorer(checkpoint, t_max=None):
 
 def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
              input_dir=None, target_dir=None, t_max=None, augment_x8=False,
-             max_images=None, include_random=True, progress_fn=None):
+             max_images=None, include_random=True, progress_fn=None,
+             note_fn=None):
   """Evaluates a model on a folder (noise added) or on paired folders.
 
   Args:
     checkpoint: run directory or checkpoint prefix.
-    data_dir: folder of clean images, corrupted with `noise` seeded by
-      `(seed, image index)`; or None with `input_dir`/`target_dir`.
+    data_dir: folder of clean images (a path or a known data set such as
+      `'bsd68'`), corrupted with `noise` seeded by `(seed, image index)`; or
+      None with `input_dir`/`target_dir`.
     noise: noise spec for `data_dir`.
     seed: noise and random-agent seed.
-    input_dir: folder of corrupted inputs (restoration sets).
-    target_dir: folder of the clean targets of `input_dir`.
+    input_dir: folder of corrupted inputs (restoration sets); a path or a
+      known name, as `data_dir`.
+    target_dir: folder of the clean targets of `input_dir`; likewise.
     t_max: restoration steps (None: the model's).
     augment_x8: add the x8 test-time augmentation row.
     max_images: evaluate only the first images (sorted by name).
     include_random: add the random agents row.
     progress_fn: optional per-image callback `(index, name)`.
+    note_fn: optional callable given one line per conversion of the image
+      files read (see the module docstring).
 
   Returns:
     The `evaluate_images` report plus `checkpoint`, `noise`, `seed`,
     `t_max`, `variant` and `data`. Colour models (BGR images) also get the
     `lab` metric.
+
+  Raises:
+    FileNotFoundError: a folder, file or checkpoint is missing.
+    known_files.KnownFileError: (a ValueError, one line) a folder is neither
+      a path nor a known name, or the named data set cannot be had.
+    ValueError: (one line) bad arguments, a `model.json` or checkpoint that
+      cannot be loaded (`model_io.CheckpointError`), or an image file that
+      cannot be read or (paired folders) does not fit the model or its pair;
+      the message names the file.
   """
   config, restorer = load_restorer(checkpoint, t_max)
   color = is_color_model(config)
@@ -287,14 +370,16 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     if input_dir is None or target_dir is None:
       raise ValueError('paired evaluation needs both input_dir and '
                        'target_dir')
-    pairs = folder_pairs(input_dir, target_dir, config.channels, bgr=color)
+    pairs = folder_pairs(_image_folder(input_dir), _image_folder(target_dir),
+                         config.channels, bgr=color, note_fn=note_fn)
     data, noise_text = f'{input_dir} -> {target_dir}', None
   else:
     if data_dir is None:
       raise ValueError('give data_dir (with noise) or input_dir/target_dir')
     noise_model = noise_lib.parse_noise(noise)
-    images = datasets.load_images(datasets.list_image_files(data_dir),
-                                  config.channels, bgr=color)
+    images = datasets.load_images(
+        image_io.list_image_files(_image_folder(data_dir)), config.channels,
+        bgr=color, note_fn=note_fn)
     pairs = noise_lib.noisy_pairs(images, noise_model, seed)
     data, noise_text = data_dir, str(noise_model)
   if max_images is not None:
@@ -354,7 +439,12 @@ def report_markdown(report):
 
 
 def write_curve_png(report, path):
-  """Writes the PSNR-after-each-step curves of a report (paper's Fig. 8)."""
+  """Writes the PSNR-after-each-step curves of a report (paper's Fig. 8).
+
+  Raises:
+    OSError: (one line) the file cannot be written; a previous file is
+      unchanged.
+  """
   rows = {_ROW_TITLES.get(r, r): [s['psnr'] for s in v['per_step']]
           for r, v in report['rows'].items() if 'per_step' in v}
   steps = len(next(iter(rows.values())))
@@ -370,6 +460,12 @@ def write_report_text(path, text):
 
 
 def write_report(report, output_json=None, output_markdown=None):
+  """Writes a report as JSON and / or markdown, each file atomically.
+
+  Raises:
+    OSError: (one line) a file cannot be written; a previous file is
+      unchanged.
+  """
   if output_json:
     files.write_text_atomically(output_json, json.dumps(report, indent=2))
   if output_markdown:
@@ -397,7 +493,7 @@ def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
 
   Args:
     entries: `(label, noise spec, checkpoint)` triples.
-    data_dir: folder of clean test images.
+    data_dir: folder of clean test images, or a known data set (`'bsd68'`).
     seed: noise and random-agent seed.
     augment_x8: add the x8 augmentation row for the last label.
     max_images: evaluate only the first images.
@@ -409,6 +505,7 @@ def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
   """
   if not entries:
     raise ValueError('the table needs at least one LABEL@NOISE=CHECKPOINT')
+  folder = _image_folder(data_dir)
   columns = list(dict.fromkeys(noise for _, noise, _ in entries))
   labels = list(dict.fromkeys(label for label, _, _ in entries))
   aug_label = f'{labels[-1]}+aug' if augment_x8 else None
@@ -416,15 +513,23 @@ def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
       [aug_label] if aug_label else [])
   cells = {row: {} for row in rows}
   loaded = {}
+  images_by_channels = {}
+  note_fn = None
+  if progress_fn is not None:
+    note_fn = lambda line: progress_fn(f'note: {line}')
   for column in columns:
     column_entries = [(l, c) for l, n, c in entries if n == column]
     for label, checkpoint in column_entries:
       if checkpoint not in loaded:
         loaded[checkpoint] = load_restorer(checkpoint)
       config, restorer = loaded[checkpoint]
-      images = datasets.load_images(datasets.list_image_files(data_dir),
-                                    config.channels)[:max_images]
-      pairs = list(noise_lib.noisy_pairs(images, noise_lib.parse_noise(column), seed))
+      if config.channels not in images_by_channels:
+        images_by_channels[config.channels] = datasets.load_images(
+            image_io.list_image_files(folder), config.channels,
+            note_fn=note_fn)[:max_images]
+      images = images_by_channels[config.channels]
+      pairs = list(noise_lib.noisy_pairs(
+          images, noise_lib.parse_noise(column), seed))
       first = label == column_entries[0][0]
       with_aug = augment_x8 and label == labels[-1]
       if progress_fn is not None:

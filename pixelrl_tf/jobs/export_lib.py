@@ -48,6 +48,8 @@ import warnings
 import tensorflow as tf
 from tf_agents.policies import policy_saver
 
+from pixelrl_tf import cli
+from pixelrl_tf.io import files
 from pixelrl_tf.jobs import model_io
 from pixelrl_tf.serving import restoration_module
 
@@ -135,7 +137,12 @@ def _save_atomically(saves):
       temp_dirs.append(tempfile.mkdtemp(
           dir=parent, prefix=f'.{os.path.basename(final_dir)}.',
           suffix='.tmp'))
-      save_fn(temp_dirs[-1])
+      try:
+        save_fn(temp_dirs[-1])
+      except tf.errors.OpError as error:
+        # TensorFlow's file writes (a full or read-only disk) fail this way.
+        raise OSError(f'cannot write {final_dir}: '
+                      f'{cli.first_line(error)}') from error
     for temp_dir, (_, final_dir) in zip(temp_dirs, saves):
       if os.path.exists(final_dir):
         raise FileExistsError(f'{final_dir} appeared while exporting; '
@@ -149,10 +156,8 @@ def _save_atomically(saves):
 def _save_restoration_model(config, network, path):
   module = restoration_module_for(config, network)
   tf.saved_model.save(module, path, signatures=module.signatures())
-  asset = os.path.join(path, MODEL_CONFIG_ASSET)
-  os.makedirs(os.path.dirname(asset), exist_ok=True)
-  with open(asset, 'w') as f:
-    f.write(config.to_json())
+  files.write_text_atomically(os.path.join(path, MODEL_CONFIG_ASSET),
+                              config.to_json())
 
 
 def _save_policy(config, network, path):
@@ -179,9 +184,13 @@ def export_model(root_dir, export_base, model_name, version=None):
     An `ExportResult`.
 
   Raises:
-    ValueError: on a bad model name or version.
+    ValueError: on a bad model name or version, or a `model.json` or
+      checkpoint that cannot be loaded (`model_io.CheckpointError`: one
+      line naming the checkpoint); nothing is written then.
     FileExistsError: if the version already exists.
     FileNotFoundError: if `root_dir` holds no model.
+    OSError: (one line) the export cannot be written (full or read-only
+      disk); no partial version is left.
   """
   if not _MODEL_NAME_PATTERN.match(model_name or ''):
     raise ValueError(f'bad model name {model_name!r}: use letters, digits, '

@@ -14,13 +14,19 @@ so `train`, `eval`, `export` and `restore` load them like any other.
 """
 
 import dataclasses
+import gc
 import importlib
 import json
+import logging
 import os
-from typing import Optional, Tuple, Union
+import re
+import traceback
+from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import tensorflow as tf
 
+from pixelrl_tf import cli
 from pixelrl_tf.agents import pixel_a2c_agent
 from pixelrl_tf.agents import reward_map as reward_map_lib
 from pixelrl_tf.environments import tf_pixel_env
@@ -37,6 +43,40 @@ TRAIN_DIR = 'train'
 # the colour models' input (BGR -> (L/100, a/127, b/127); further channels,
 # e.g. a mask, pass unchanged).
 INPUT_TRANSFORMS = {'none': None, 'lab': color_ops.bgr_to_scaled_lab}
+
+
+class CheckpointError(ValueError):
+  """A checkpoint cannot be loaded into its model; the message is one line."""
+
+
+def _one_line(error):
+  text = ' '.join(str(error).split())
+  return text or type(error).__name__
+
+
+_OP_NODE_PREFIX = re.compile(r'^\{\{[^}]*\}\}\s*')
+_OP_NAME_SUFFIX = re.compile(r'\s*\[Op:[^\]]*\]$')
+
+
+def _op_error_text(error):
+  """The first line of a TensorFlow error without its op decorations."""
+  lines = (getattr(error, 'message', None) or str(error)).strip().splitlines()
+  text = lines[0] if lines else type(error).__name__
+  return _OP_NAME_SUFFIX.sub('', _OP_NODE_PREFIX.sub('', text))
+
+
+_UNMATCHED = re.compile(r'Found (\d+) Python objects that were not bound')
+_MAX_REASON = 240
+
+
+def _mismatch_text(error):
+  """A short reason why a checkpoint does not fit a model."""
+  unmatched = _UNMATCHED.search(str(error))
+  if unmatched:
+    return (f'{unmatched.group(1)} of the model\'s variables are not in it '
+            '(a checkpoint of another model?)')
+  text = cli.first_line(error)
+  return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + '...'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +114,28 @@ class ModelConfig:
   extra_channels: int = 0
 
   def __post_init__(self):
+    for name, smallest in (('channels', 1), ('filters', 1), ('t_max', 1),
+                           ('reward_map_size', 1), ('extra_channels', 0)):
+      value = getattr(self, name)
+      if (not isinstance(value, (int, np.integer)) or
+          isinstance(value, bool) or value < smallest):
+        raise ValueError(f'model config {name} must be an integer >= '
+                         f'{smallest}, got {value!r}')
+      object.__setattr__(self, name, int(value))
     if self.input_transform not in INPUT_TRANSFORMS:
       raise ValueError(
           f'unknown input_transform {self.input_transform!r}; use one of '
           f'{", ".join(sorted(INPUT_TRANSFORMS))}')
     if not isinstance(self.action_set, str):
+      if (not isinstance(self.action_set, (list, tuple)) or
+          not all(isinstance(name, str) for name in self.action_set)):
+        raise ValueError(f'model config action_set must be a name or a list '
+                         f'of action names, got {self.action_set!r}')
       object.__setattr__(self, 'action_set', tuple(self.action_set))
+    if isinstance(self.imports, str) or not all(
+        isinstance(name, str) for name in self.imports):
+      raise ValueError(f'model config imports must be a list of module '
+                       f'names, got {self.imports!r}')
     object.__setattr__(self, 'imports', tuple(self.imports))
 
   def import_modules(self):
@@ -117,7 +173,18 @@ class ModelConfig:
 
   @classmethod
   def from_json(cls, text):
-    values = json.loads(text)
+    """Parses `to_json`'s text.
+
+    Raises:
+      ValueError: (one line) the text is not a JSON object of known keys.
+    """
+    try:
+      values = json.loads(text)
+    except ValueError as error:
+      raise ValueError(f'not a model config (invalid JSON: {error})') from None
+    if not isinstance(values, dict):
+      raise ValueError(f'not a model config (a JSON {type(values).__name__}, '
+                       'not an object)')
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -182,12 +249,24 @@ def write_model_config(run_dir, config):
 
 
 def read_model_config(run_dir):
+  """Reads `RUN/model.json`.
+
+  Raises:
+    FileNotFoundError: `run_dir` holds no `model.json`.
+    ValueError: (one line, naming the file) it is not a valid config.
+  """
   path = os.path.join(run_dir, MODEL_CONFIG_FILE)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'{run_dir} is not a pixelrl_tf run directory '
                             f'(no {MODEL_CONFIG_FILE})')
-  with tf.io.gfile.GFile(path) as f:
-    return ModelConfig.from_json(f.read())
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      text = f.read().decode('utf-8')
+    return ModelConfig.from_json(text)
+  except (ValueError, TypeError) as error:  # UnicodeDecodeError included.
+    raise ValueError(f'{path}: {_one_line(error)}') from None
+  except tf.errors.OpError as error:
+    raise ValueError(f'cannot read {path}: {_op_error_text(error)}') from None
 
 
 def save_model(run_dir, config, network, reward_map=None, step=0):
@@ -227,6 +306,67 @@ def resolve_checkpoint(path):
                           'checkpoint prefix')
 
 
+def _restore_checkpoint(network, reward_map, prefix, config_path):
+  """Restores `prefix` into the model; failures as `CheckpointError`."""
+  failure = cause = None
+  logger = tf.get_logger()
+  level = logger.level
+  checkpoint = model_checkpoint(network, reward_map)
+  try:
+    try:
+      checkpoint.restore(prefix).expect_partial(
+      ).assert_existing_objects_matched()
+    except tf.errors.OpError as error:
+      cause = error
+      failure = CheckpointError(
+          f'cannot read checkpoint {prefix} (truncated or corrupt?): '
+          f'{_op_error_text(error)}')
+    except (ValueError, AssertionError) as error:
+      cause = error
+      failure = CheckpointError(
+          f'checkpoint {prefix} does not fit the model of {config_path}: '
+          f'{_mismatch_text(error)}')
+    except Exception as error:  # pylint: disable=broad-except
+      # The checkpoint reader fails on truncated files with IndexError and
+      # other exceptions it does not document.
+      cause = error
+      failure = CheckpointError(
+          f'cannot read checkpoint {prefix} (truncated or corrupt?): '
+          f'{type(error).__name__}: {cli.first_line(error)}')
+    if cause is not None:
+      # A restore that failed half-way leaves objects that log warnings about
+      # unrestored values when they are deleted, which would follow the
+      # one-line error; delete them now, quietly.
+      logger.setLevel(logging.ERROR)
+      del checkpoint
+      traceback.clear_frames(cause.__traceback__)
+      gc.collect()
+  finally:
+    logger.setLevel(level)
+  if failure is not None:
+    raise failure from cause
+
+
+def check_finite_variables(prefix: str,
+                           modules: Sequence[tf.Module]) -> None:
+  """Refuses restored weights that hold NaN or infinite values.
+
+  Args:
+    prefix: the checkpoint the weights came from (for the message).
+    modules: Keras layers or `tf.Module`s whose `variables` to check.
+
+  Raises:
+    CheckpointError: (one line) naming the first variable with a NaN or
+      infinite value.
+  """
+  for module in modules:
+    for variable in module.variables:
+      if not np.all(np.isfinite(variable.numpy())):
+        raise CheckpointError(
+            f'checkpoint {prefix} holds NaN or infinite values in '
+            f'{variable.name}; refusing to load it')
+
+
 def load_model(path, dtype_policy=None):
   """Loads `(config, network, reward_map)` from a run dir or checkpoint.
 
@@ -234,11 +374,24 @@ def load_model(path, dtype_policy=None):
     path: a run directory (its latest checkpoint), `RUN/best` (its best
       validated checkpoint) or a checkpoint prefix.
     dtype_policy: Keras dtype policy of the network (see `build_network`).
+
+  Returns:
+    `(ModelConfig, FcnActorCritic, RewardMapConv or None)`.
+
+  Raises:
+    FileNotFoundError: `path` is neither a run directory nor a checkpoint.
+    ValueError: (one line, naming the file) `model.json` is not a valid
+      config.
+    CheckpointError: (a `ValueError`; one line naming the checkpoint) the
+      checkpoint files are truncated or corrupt, belong to another model,
+      or hold NaN or infinite weights (the message names the variable).
   """
   run_dir, prefix = resolve_checkpoint(path)
   config = read_model_config(run_dir)
   network = build_network(config, dtype_policy=dtype_policy)
   reward_map = build_reward_map(config)
-  status = model_checkpoint(network, reward_map).restore(prefix)
-  status.expect_partial().assert_existing_objects_matched()
+  _restore_checkpoint(network, reward_map, prefix,
+                      os.path.join(run_dir, MODEL_CONFIG_FILE))
+  check_finite_variables(prefix, [network] + (
+      [reward_map] if reward_map is not None else []))
   return config, network, reward_map

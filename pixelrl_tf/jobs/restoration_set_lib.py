@@ -13,22 +13,23 @@ Layout of the output folder:
 The images of the input folder are taken in sorted file-name order and image
 `i` is corrupted with `text_overlay.corrupt_with_text(clean, (seed, i))`, so
 the same folder and seed give the same set, byte for byte. The clean image is
-first rounded to 8 bits, so input and target agree exactly outside the mask.
-Every file is written to a temporary name and renamed into place; the
+first rounded to 8 bits (`io.images.quantize_uint8`), so input and target
+agree exactly outside the mask. Every input is read (`pixelrl_tf.io.images`)
+before anything is written or removed, so a bad file leaves an existing set
+as it was. Every file is written atomically (`pixelrl_tf.io.files`); the
 manifest is written last and marks a complete set.
 """
 
 import json
-import os
 import pathlib
-import tempfile
 
-import cv2
 import numpy as np
 
 import pixelrl_tf
-from pixelrl_tf.data import datasets
+from pixelrl_tf.data import known_files
 from pixelrl_tf.data import text_overlay
+from pixelrl_tf.io import files
+from pixelrl_tf.io import images as image_io
 
 INPUT_DIR = 'input'
 TARGET_DIR = 'target'
@@ -39,33 +40,6 @@ MANIFEST_FORMAT = 'pixelrl_tf.text_restoration_set/1'
 
 class RestorationSetError(Exception):
   """The set cannot be written; the message is one line for the user."""
-
-
-def _write_atomically(path, data):
-  """Writes bytes to `path` through a temporary file in the same folder."""
-  path = pathlib.Path(path)
-  handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                                  suffix='.tmp')
-  try:
-    with os.fdopen(handle, 'wb') as f:
-      f.write(data)
-    os.replace(temp, path)
-  except BaseException:
-    if os.path.exists(temp):
-      os.remove(temp)
-    raise
-
-
-def _encode_png(image_uint8):
-  ok, encoded = cv2.imencode('.png', image_uint8)
-  if not ok:
-    raise RestorationSetError('cannot encode a PNG image')
-  return encoded.tobytes()
-
-
-def _to_uint8(image):
-  """Rounds float `[H, W, C]` on 0..1 to uint8 `[H, W, C]`."""
-  return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _check_output_dir(output_dir, overwrite):
@@ -79,7 +53,8 @@ def _check_output_dir(output_dir, overwrite):
 
 def _list_inputs(input_dir):
   try:
-    paths = datasets.list_image_files(input_dir)
+    paths = image_io.list_image_files(known_files.resolve_path_or_name(
+        input_dir, what='image folder'))
   except (FileNotFoundError, NotADirectoryError, ValueError) as error:
     raise RestorationSetError(str(error)) from None
   stems = {}
@@ -104,7 +79,7 @@ def corrupt_image(clean, seed, index):
     `(corrupted, target, mask, value)`: uint8 `[H, W, C]`, uint8
     `[H, W, C]`, bool `[H, W]` and the text value (0.0 or 1.0).
   """
-  target = _to_uint8(clean)
+  target = image_io.quantize_uint8(clean)
   mask, value = text_overlay.draw_text_corruption(
       target.shape[0], target.shape[1], (seed, index))
   corrupted = target.copy()
@@ -112,39 +87,68 @@ def corrupt_image(clean, seed, index):
   return corrupted, target, mask, value
 
 
+def _read_clean(path, channels):
+  """`(float32 [H, W, C] BGR, notes)`; read errors as `RestorationSetError`."""
+  try:
+    return image_io.read_image_with_notes(path, channels=channels, bgr=True)
+  except (FileNotFoundError, ValueError) as error:
+    raise RestorationSetError(str(error)) from None
+
+
+def _note_lines(notes_by_path):
+  """One line per kind of conversion, naming the first files."""
+  kinds = {}
+  for path, notes in notes_by_path:
+    for note in notes:
+      kinds.setdefault(note, []).append(path.name)
+  for note, names in kinds.items():
+    more = ', ...' if len(names) > 3 else ''
+    yield (f'{note} in {len(names)} of {len(notes_by_path)} images '
+           f'({", ".join(names[:3])}{more})')
+
+
 def make_restoration_set(input_dir, output_dir, seed, channels=1,
-                         overwrite=False, progress_fn=None):
+                         overwrite=False, progress_fn=None, note_fn=None):
   """Writes the corrupted / clean / mask set of a folder of images.
 
   Args:
-    input_dir: folder of clean images (any of `datasets.IMAGE_SUFFIXES`).
+    input_dir: folder of clean images (any of `io.images.IMAGE_SUFFIXES`),
+      or the name of a known data set (`'bsd68'`, see `data.known_files`).
     output_dir: folder to write (created if missing).
     seed: non-negative int seeding every image's corruption.
     channels: 1 (gray, OpenCV's luminance) or 3 (colour).
     overwrite: allow a non-empty `output_dir`; its `input/`, `target/` and
       `mask/` PNGs that are not part of the new set are removed.
     progress_fn: optional `fn(index, name)` called before each image.
+    note_fn: optional `fn(line)` given one line per kind of conversion of
+      the inputs (alpha dropped, colour to gray, gray to colour).
 
   Returns:
     The manifest (a dict, also written to `manifest.json`).
 
   Raises:
-    RestorationSetError: a missing or empty input folder, a non-empty output
-      folder without `overwrite`, a bad seed or channel count, or an image
-      that cannot be read.
+    RestorationSetError: a missing or empty input folder (or a known data set
+      that cannot be had), a non-empty output folder without `overwrite`, a
+      bad seed or channel count, or an image that cannot be read (named;
+      nothing is written then).
+    OSError: (one line) a file cannot be written (full or read-only disk);
+      no file is left half-written and the set has no manifest.
   """
   if not isinstance(seed, (int, np.integer)) or seed < 0:
     raise RestorationSetError(f'seed must be a non-negative integer, got '
                               f'{seed!r}')
   if channels not in (1, 3):
     raise RestorationSetError(f'channels must be 1 or 3, got {channels!r}')
-  input_dir = pathlib.Path(input_dir)
   output_dir = pathlib.Path(output_dir)
   paths = _list_inputs(input_dir)
+  # Every input is decoded before the output is touched (and again when it
+  # is written, so that only one image is in memory).
+  notes_by_path = [(path, _read_clean(path, channels)[1]) for path in paths]
   _check_output_dir(output_dir, overwrite)
+  if note_fn is not None:
+    for line in _note_lines(notes_by_path):
+      note_fn(line)
   folders = [output_dir / name for name in (INPUT_DIR, TARGET_DIR, MASK_DIR)]
-  for folder in folders:
-    folder.mkdir(parents=True, exist_ok=True)
   manifest_path = output_dir / MANIFEST_FILE
   if manifest_path.exists():
     manifest_path.unlink()  # The set is incomplete until it is rewritten.
@@ -154,14 +158,11 @@ def make_restoration_set(input_dir, output_dir, seed, channels=1,
     name = path.stem + '.png'
     if progress_fn is not None:
       progress_fn(index, name)
-    try:
-      clean = datasets.load_image(path, channels, bgr=True)
-    except (FileNotFoundError, ValueError) as error:
-      raise RestorationSetError(str(error)) from None
+    clean, _ = _read_clean(path, channels)
     corrupted, target, mask, value = corrupt_image(clean, int(seed), index)
     mask_image = mask.astype(np.uint8) * 255
     for folder, image in zip(folders, (corrupted, target, mask_image)):
-      _write_atomically(folder / name, _encode_png(image))
+      image_io.write_image(folder / name, image, bgr=True)
     entries.append({
         'name': name,
         'source': path.name,
@@ -189,6 +190,6 @@ def make_restoration_set(input_dir, output_dir, seed, channels=1,
       'mean_coverage': round(float(np.mean(coverages)), 6),
       'images': entries,
   }
-  _write_atomically(manifest_path,
-                    (json.dumps(manifest, indent=2) + '\n').encode('utf-8'))
+  files.write_text_atomically(manifest_path,
+                              json.dumps(manifest, indent=2) + '\n')
   return manifest

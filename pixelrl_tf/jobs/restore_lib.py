@@ -6,11 +6,15 @@ actions.
 The model is an exported SavedModel (`EXPORT_BASE/NAME/VERSION`, or
 `EXPORT_BASE/NAME` for its latest version) or a run directory / checkpoint,
 which is wrapped in the same `RestorationModule` in process. Images are read
-with OpenCV (colour in BGR order, as the reference code), scaled to 0..1
-(8-bit by 255, 16-bit by 65535) and converted to the model's channels when
-needed (colour -> gray with `cv2.cvtColor`, gray -> colour by repetition,
-alpha dropped), with a printed note. Large images are restored in overlapping
-tiles with exactly the untiled result (`serving.tiling`).
+with `pixelrl_tf.io.images` (colour in BGR order, as the reference code;
+8-bit scaled by 1/255, 16-bit by 1/65535, float images kept if finite and
+within 0..1) and converted to the model's channels when needed (colour ->
+gray with `cv2.cvtColor` on the stored values, gray -> colour by repetition,
+alpha dropped), with a printed note. Every input is checked before the model
+is loaded, so a bad file (missing, empty, truncated, corrupt, NaN or
+out-of-range values) stops the run with one line naming it and nothing
+written. Large images are restored in overlapping tiles with exactly the
+untiled result (`serving.tiling`).
 
 For every input `DIR/x.ext` the output folder gets `x.png`, the restored
 image (clipped and rounded with the official protocol), and with
@@ -23,23 +27,29 @@ map).
 import os
 from typing import Callable, List, Optional
 
-import cv2
-import numpy as np
 import tensorflow as tf
 
+from pixelrl_tf import cli
+from pixelrl_tf.data import known_files
+from pixelrl_tf.io import images as image_io
+from pixelrl_tf.jobs import model_io
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.visualization import action_maps
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp',
-                    '.pgm', '.ppm', '.pbm')
 DEFAULT_TILE_SIZE = 512
 ACTIONS_SUFFIX = '_actions'
+_CONVERSION_NOTES = {
+    image_io.GRAY_TO_COLOUR: ' for a colour model',
+    image_io.COLOUR_TO_GRAY: ' for a gray model',
+}
 
 
 class RestoreError(Exception):
-  """A problem with the inputs of `restore_files`, with a one-line message."""
+  """A problem with the model or the outputs of `restore_files`; one line.
+
+  Problems with an image file raise `io.images.ImageReadError` instead.
+  """
 
 
 def _is_saved_model(path):
@@ -58,7 +68,10 @@ def _restorer_from_saved_model(path):
   try:
     return restoration_module.restorer_from_saved_model(path)
   except ValueError as error:
-    raise RestoreError(str(error)) from None
+    raise RestoreError(cli.first_line(error)) from error
+  except (OSError, tf.errors.OpError) as error:
+    raise RestoreError(f'cannot load the SavedModel {path} (corrupt or '
+                       f'incomplete?): {cli.first_line(error)}') from error
 
 
 def restorer_from_run(path, t_max=None, jit_compile=False,
@@ -98,7 +111,10 @@ def load_restorer(path):
     A `Restorer`.
 
   Raises:
-    RestoreError: if nothing loadable is at `path`.
+    RestoreError: if nothing loadable is at `path`, or a SavedModel there
+      is corrupt or not a restoration model.
+    ValueError: (one line) a run's `model.json` or checkpoint cannot be
+      loaded (`model_io.CheckpointError` names the checkpoint).
   """
   if os.path.isdir(path):
     if _is_saved_model(path):
@@ -116,75 +132,29 @@ def load_restorer(path):
   raise RestoreError(f'model {path} does not exist')
 
 
-def find_images(input_path):
+def find_images(input_path: str) -> List[str]:
   """The image files to restore: `input_path` itself or those in a folder.
 
+  Args:
+    input_path: an image file (any suffix; the contents tell the format), a
+      folder (its files with one of `io.images.IMAGE_SUFFIXES`) or the name
+      of a known data set (`'bsd68'`, see `data.known_files`).
+
+  Returns:
+    The file paths, as strings, sorted by name.
+
   Raises:
-    RestoreError: if the path is missing, or a folder holds no image.
+    FileNotFoundError: the path does not exist.
+    known_files.KnownFileError: (a ValueError, one line) neither an existing
+      path nor a known name, or the named data set cannot be had.
+    ValueError: a folder holds no image file.
   """
   if os.path.isfile(input_path):
     return [input_path]
-  if not os.path.isdir(input_path):
-    raise RestoreError(f'input {input_path} does not exist')
-  paths = sorted(
-      os.path.join(input_path, name) for name in os.listdir(input_path)
-      if name.lower().endswith(IMAGE_EXTENSIONS) and
-      os.path.isfile(os.path.join(input_path, name)))
-  if not paths:
-    raise RestoreError(f'no image files ({", ".join(IMAGE_EXTENSIONS)}) in '
-                       f'{input_path}')
-  return paths
-
-
-def read_image(path):
-  """Reads an image file as float32 `[H,W,C]` on 0..1 (BGR for colour).
-
-  Returns:
-    `(image, notes)`: `C` is 1 or 3 (an alpha channel is dropped, with a
-    note).
-
-  Raises:
-    RestoreError: if the file cannot be decoded.
-  """
-  image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-  if image is None or image.size == 0:
-    raise RestoreError(f'cannot read {path} as an image (missing, corrupt or '
-                       'an unsupported format)')
-  notes = []
-  if image.dtype == np.uint8:
-    scale = 255.0
-  elif image.dtype == np.uint16:
-    scale = 65535.0
-  else:
-    raise RestoreError(f'{path}: unsupported pixel type {image.dtype} '
-                       '(8- or 16-bit images only)')
-  if image.ndim == 2:
-    image = image[..., None]
-  if image.shape[-1] == 4:
-    image = image[..., :3]
-    notes.append('dropped the alpha channel')
-  elif image.shape[-1] == 2:
-    image = image[..., :1]
-    notes.append('dropped the alpha channel')
-  return image.astype(np.float32) / np.float32(scale), notes
-
-
-def convert_channels(image, channels):
-  """Converts `[H,W,C]` BGR/gray to the model's `channels`.
-
-  Returns:
-    `(image [H,W,channels], note or None)`.
-  """
-  if image.shape[-1] == channels:
-    return image, None
-  if channels == 1 and image.shape[-1] == 3:
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return gray[..., None], 'colour image converted to gray for a gray model'
-  if channels == 3 and image.shape[-1] == 1:
-    colour = cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR)
-    return colour, 'gray image converted to colour for a colour model'
-  raise RestoreError(f'cannot convert a {image.shape[-1]}-channel image to '
-                     f'{channels} channels')
+  folder = known_files.resolve_path_or_name(input_path, what='input')
+  if folder.is_file():
+    return [str(folder)]
+  return [str(path) for path in image_io.list_image_files(folder)]
 
 
 def restore_image(restorer, image, tile_size=DEFAULT_TILE_SIZE,
@@ -206,9 +176,8 @@ def restore_image(restorer, image, tile_size=DEFAULT_TILE_SIZE,
   outputs = tiling.restore_tiled(restore_fn, image, tile_size,
                                  restorer.dependency_radius)
   if with_steps:
-    outputs['restored_uint8'] = np.floor(
-        np.clip(outputs['images'][-1], 0.0, 1.0) * np.float32(255.0) +
-        np.float32(0.5)).astype(np.uint8)
+    outputs['restored_uint8'] = image_io.quantize_uint8(
+        outputs['images'][-1])
   return outputs
 
 
@@ -235,19 +204,25 @@ def _output_paths(paths, output_dir):
   return [os.path.join(output_dir, stem) for stem in stems]
 
 
+def _conversion_line(note):
+  return note + _CONVERSION_NOTES.get(note, '')
+
+
 def restore_files(model, input_path, output_dir, save_actions=False,
                   tile_size=DEFAULT_TILE_SIZE,
                   log_fn: Optional[Callable[[str], None]] = print) -> List[str]:
   """Restores image files and writes the results.
 
-  Every input is decoded once before anything is written (and again when
-  restored, so that only one image is in memory), so a bad file stops the
-  run with nothing written.
+  Every input is decoded once before the model is loaded and anything is
+  written (and again when restored, so that only one image is in memory),
+  so a bad file stops the run with nothing written. Each file is written
+  atomically, and the output folder is created with the first one.
 
   Args:
     model: what `load_restorer` loads.
-    input_path: an image file or a folder of images (not recursive).
-    output_dir: folder for the results (created).
+    input_path: an image file, a folder of images (not recursive) or a known
+      data set's name (`find_images`).
+    output_dir: folder for the results.
     save_actions: also write the action strip PNG and GIF.
     tile_size: side of the tile cores; None or <= 0 never tiles.
     log_fn: called with one line per image and per note.
@@ -256,30 +231,33 @@ def restore_files(model, input_path, output_dir, save_actions=False,
     The paths written.
 
   Raises:
-    RestoreError: on a missing or unreadable input or model.
+    FileNotFoundError: the input or the model does not exist.
+    ValueError: (one line, naming the file) an input is not a usable image
+      (`io.images.ImageReadError`), a folder holds none, or the model's
+      checkpoint cannot be loaded (`model_io.CheckpointError`).
+    RestoreError: nothing loadable at `model`, or two inputs would write
+      the same output.
+    OSError: (one line) an output cannot be written (full or read-only
+      disk); files written before are complete, none is half-written.
   """
   log_fn = log_fn or (lambda line: None)
   paths = find_images(input_path)
   stems = _output_paths(paths, output_dir)
   for path in paths:
-    read_image(path)
+    image_io.read_image(path)
   restorer = load_restorer(model)
   log_fn(f'model: {restorer.description} ({restorer.channels} channel(s), '
          f'{restorer.t_max} steps, tile margin {restorer.dependency_radius})')
-  os.makedirs(output_dir, exist_ok=True)
+  bgr = restorer.channels == 3
   written = []
   for path, stem in zip(paths, stems):
-    image, notes = read_image(path)
-    image, note = convert_channels(image, restorer.channels)
-    for line in notes + ([note] if note else []):
-      log_fn(f'note: {os.path.basename(path)}: {line}')
+    image, notes = image_io.read_image_with_notes(
+        path, channels=restorer.channels, bgr=True)
+    for note in notes:
+      log_fn(f'note: {os.path.basename(path)}: {_conversion_line(note)}')
     outputs = restore_image(restorer, image, tile_size,
                             with_steps=save_actions)
-    bgr = restorer.channels == 3
-    restored = outputs['restored_uint8']
-    if bgr:
-      restored = restored[..., ::-1]
-    action_maps.save_png(restored, stem + '.png')
+    image_io.write_image(stem + '.png', outputs['restored_uint8'], bgr=bgr)
     written.append(stem + '.png')
     if save_actions:
       strip = action_maps.action_strip(

@@ -16,7 +16,7 @@ less salient, with the 13 colour actions of local colour enhancement:
     (`alpha = 1.0`, `beta = 0.5`), where `S` is OpenCV's fine-grained static
     saliency (Montabone & Soto 2010, the paper's [66]):
     `cv2.saliency.StaticSaliencyFineGrained_create().computeSaliency` on the
-    state clipped and rounded to 8 bits (`metrics.quantize_to_uint8`).
+    state clipped and rounded to 8 bits (`io.images.quantize_uint8`).
     Measured with opencv-contrib 4.11 on uint8 BGR input: the map is float32
     `[H, W]` in [0, 1], a multiple of 1/255 everywhere, min-max normalised
     per image (its minimum is 0 and its maximum 1, except for a constant
@@ -50,6 +50,7 @@ import math
 import os
 import sys
 import time
+from typing import Callable, Optional, Tuple
 
 import cv2
 import gin
@@ -59,12 +60,14 @@ import tensorflow as tf
 from pixelrl_tf import metrics
 from pixelrl_tf.agents import pixel_a2c_agent
 from pixelrl_tf.agents import pixel_policy
-from pixelrl_tf.data import datasets
+from pixelrl_tf.data import known_files
 from pixelrl_tf.drivers import learner as learner_lib
 from pixelrl_tf.drivers import rollout
 from pixelrl_tf.environments import rewards
 from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.filters import action_set as action_set_lib
+from pixelrl_tf.io import files
+from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import progress
 from pixelrl_tf.tasks import tasks as tasks_lib
@@ -137,18 +140,38 @@ def guided_filter(guide, image, radius=GUIDED_FILTER_RADIUS,
 # Data and initialisation.
 
 
-def load_image_and_mask(image_path, mask_path):
+def load_image_and_mask(
+    image_path: str, mask_path: str,
+    note_fn: Optional[Callable[[str], None]] = None
+) -> Tuple[np.ndarray, np.ndarray]:
   """Reads the colour image (BGR, 0..1) and the mask (0/1, > 50% inside).
+
+  Both are read with `pixelrl_tf.io.images`: a gray image becomes colour and
+  a colour mask gray, an alpha channel is dropped (with a note each).
+
+  Args:
+    image_path: the image file.
+    mask_path: the mask file, the same size.
+    note_fn: optional callable given one line per conversion.
 
   Returns:
     `(image float32 [H, W, 3], mask float32 [H, W])`.
 
   Raises:
-    FileNotFoundError, ValueError: missing or unreadable files, a mask of
-      another size than the image, or a mask that is all 0 or all 1.
+    FileNotFoundError: a file does not exist.
+    ValueError: (one line, naming the file) a file is not a usable image
+      (`io.images.ImageReadError`).
+    SaliencyEditError: a mask of another size than the image, or a mask
+      that is all 0 or all 1.
   """
-  image = datasets.load_image(image_path, 3, bgr=True)
-  mask = datasets.load_image(mask_path, 1)[:, :, 0] > 0.5
+  image, image_notes = image_io.read_image_with_notes(image_path, channels=3,
+                                                    bgr=True)
+  mask, mask_notes = image_io.read_image_with_notes(mask_path, channels=1)
+  if note_fn is not None:
+    for path, notes in ((image_path, image_notes), (mask_path, mask_notes)):
+      for note in notes:
+        note_fn(f'{os.path.basename(path)}: {note}')
+  mask = mask[:, :, 0] > 0.5
   if mask.shape != image.shape[:2]:
     raise SaliencyEditError(
         f'mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but the image '
@@ -171,28 +194,33 @@ def initialise_from(network, init):
 
   Args:
     network: the 4-channel `FcnActorCritic` of the edit.
-    init: a colour run directory / checkpoint, or a Chainer `.npz`
-      (`200model.npz` or a released model); None keeps random weights.
+    init: a colour run directory / checkpoint, a Chainer `.npz`
+      (`200model.npz` or a released model), or the name of a known `.npz`
+      (`'color_init'`, see `data.known_files`); None keeps random weights.
 
   Returns:
     A one-line note of what was loaded.
 
   Raises:
     SaliencyEditError: the source has another width or no such layers.
-    FileNotFoundError, ValueError: unreadable sources.
+    FileNotFoundError, ValueError: missing or unreadable sources, an unknown
+      name, or a known file that cannot be had
+      (`known_files.KnownFileError`).
   """
   # pylint: disable=g-import-not-at-top
   from pixelrl_tf.weights import chainer_npz
   if not init:
     return 'note: no --init; starting from random weights'
   layers = chainer_npz.COLOR_INIT_LAYERS
-  if str(init).endswith('.npz'):
-    if not os.path.isfile(init):
-      raise FileNotFoundError(f'init file {init} does not exist')
+  path = str(init)
+  # A checkpoint prefix (`RUN/train/ckpt-5`) names no file of its own.
+  if not tf.io.gfile.exists(path + '.index'):
+    path = str(known_files.resolve_path_or_name(init, what='init'))
+  if path.endswith('.npz'):
     source = _colour_network(network.filters)
-    chainer_npz.load_into_network(init, source, layers=layers)
+    chainer_npz.load_into_network(path, source, layers=layers)
   else:
-    config, source, _ = model_io.load_model(init)
+    config, source, _ = model_io.load_model(path)
     if config.channels != 3:
       raise SaliencyEditError(
           f'{init} is a {config.channels}-channel model; saliency editing '
@@ -210,7 +238,10 @@ def initialise_from(network, init):
           [kernel, np.zeros(kernel.shape[:2] + (extra,) + kernel.shape[3:],
                             kernel.dtype)], axis=2)
     target.set_weights([kernel, bias])
-  return f'trunk and branches initialised from {init} (not the GRU or heads)'
+  where = init
+  if os.path.normpath(path) != os.path.normpath(str(init)):
+    where = f'{init} ({path})'  # a known name
+  return f'trunk and branches initialised from {where} (not the GRU or heads)'
 
 
 # ---------------------------------------------------------------------------
@@ -345,19 +376,9 @@ def _gray_panel(maps):
   for index, values in enumerate(maps):
     if index:
       row.append(gap)
-    row.append(np.round(np.clip(values, 0, 1) * 255).astype(np.uint8))
+    row.append(image_io.quantize_uint8(np.asarray(values, np.float32)))
   gray = np.concatenate(row, axis=1)
   return np.repeat(gray[:, :, None], 3, axis=2)
-
-
-def _write_bgr_png(image, path):
-  encoded_ok, encoded = cv2.imencode('.png', metrics.quantize_to_uint8(image))
-  if not encoded_ok:
-    raise ValueError(f'could not encode {path}')
-  temp = path + '.tmp'
-  with open(temp, 'wb') as f:
-    f.write(encoded.tobytes())
-  os.replace(temp, path)
 
 
 @gin.configurable(module='pixelrl_tf.jobs', denylist=[
@@ -391,7 +412,7 @@ def edit_image(image_path, mask_path, output_dir,
   Args:
     image_path: colour image file.
     mask_path: mask file of the same size (non-zero = target region).
-    output_dir: folder for the outputs (created).
+    output_dir: folder for the outputs (created with the first one).
     episodes: training episodes on this image (200 in the paper).
     t_max: steps of a training episode.
     test_t_max: steps of the edit (None: `t_max`); 5, 10, 15 in Table IX.
@@ -414,7 +435,10 @@ def edit_image(image_path, mask_path, output_dir,
     The metrics dict written to `NAME_metrics.json`.
 
   Raises:
-    SaliencyEditError, FileNotFoundError, ValueError: bad inputs, one line.
+    SaliencyEditError, FileNotFoundError, ValueError: bad inputs (image,
+      mask, `init`), one line naming the file; nothing is written.
+    OSError: (one line) an output cannot be written (full or read-only
+      disk); no file is left half-written.
   """
   stream = progress_stream or sys.stderr
   if episodes < 0 or t_max < 1 or (test_t_max is not None and
@@ -423,8 +447,9 @@ def edit_image(image_path, mask_path, output_dir,
   test_t_max = test_t_max or t_max
   if update_interval is None or t_max % update_interval:
     update_interval = t_max
-  image, mask = load_image_and_mask(image_path, mask_path)
-  os.makedirs(output_dir, exist_ok=True)
+  image, mask = load_image_and_mask(
+      image_path, mask_path, note_fn=lambda line: print(f'note: {line}',
+                                                         file=stream))
   tf.keras.utils.set_random_seed(seed)
   action_set_name = action_set_lib.color_action_set(reference_code_actions)
   action_set = action_set_lib.get_action_set(action_set_name)
@@ -448,7 +473,7 @@ def edit_image(image_path, mask_path, output_dir,
 
   stem = os.path.splitext(os.path.basename(image_path))[0]
   prefix = os.path.join(output_dir, stem)
-  _write_bgr_png(edited, prefix + '_edited.png')
+  image_io.write_image(prefix + '_edited.png', edited, bgr=True)
   strip = action_maps.action_strip(step_images, step_actions,
                                    action_set.names, action_set.colors,
                                    bgr=True)
@@ -482,7 +507,6 @@ def edit_image(image_path, mask_path, output_dir,
       'train_seconds': train_seconds, 'edit_seconds': edit_seconds,
   }
   report = _jsonable(report)
-  with open(prefix + '_metrics.json.tmp', 'w') as f:
-    json.dump(report, f, indent=2)
-  os.replace(prefix + '_metrics.json.tmp', prefix + '_metrics.json')
+  files.write_text_atomically(prefix + '_metrics.json',
+                              json.dumps(report, indent=2))
   return report

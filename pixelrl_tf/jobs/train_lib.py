@@ -40,6 +40,7 @@ from pixelrl_tf import cli
 from pixelrl_tf import metrics
 from pixelrl_tf.agents import pixel_a2c_agent
 from pixelrl_tf.data import datasets
+from pixelrl_tf.data import known_files
 from pixelrl_tf.drivers import learner as learner_lib
 from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.io import files
@@ -91,6 +92,11 @@ def initialise_network(network, init_checkpoint=None, init_caffemodel=None,
                        missing_ok=False):
   """Initialises a new network before training (not used when resuming).
 
+  The files are paths or names of `data.known_files` (e.g.
+  `'ircnn_denoise_15_gray'`, `'salt_pepper_init'`, `'color_init'`), which
+  resolve to a local data root (`PIXELRL_DATA_ROOT`), the cache or a
+  download.
+
   Args:
     network: the `FcnActorCritic`.
     init_checkpoint: a run directory or checkpoint prefix whose network
@@ -100,31 +106,47 @@ def initialise_network(network, init_checkpoint=None, init_caffemodel=None,
       paper's initialisation; GRU and policy head keep their own).
     init_npz: a released Chainer `.npz` to start from.
     init_npz_layers: the layers taken from `init_npz` (None: all).
-    missing_ok: when the file to initialise from does not exist, keep the
-      random initialisation (with a note) instead of failing.
+    missing_ok: when the file cannot be had (absent, offline), start from
+      random weights and say so, instead of failing. Only the quick configs
+      choose this.
 
   Returns:
     A one-line description of what was loaded, or None.
+
+  Raises:
+    known_files.KnownFileError, FileNotFoundError: the file cannot be had
+      (one line naming it and how to get it), without `missing_ok`.
   """
   # pylint: disable=g-import-not-at-top
-  source = init_checkpoint or init_caffemodel or init_npz
-  if source and missing_ok and not tf.io.gfile.exists(source):
-    return (f'note: {source} not found; starting from random weights '
-            '(initialise_network.missing_ok)')
   if init_checkpoint:
     _, prefix = model_io.resolve_checkpoint(init_checkpoint)
     status = tf.train.Checkpoint(network=network).restore(prefix)
     status.expect_partial().assert_existing_objects_matched()
     return f'network initialised from {prefix}'
+  source = init_caffemodel or init_npz
+  if not source:
+    return None
+  try:
+    path = str(known_files.resolve_path_or_name(source))
+  except (known_files.KnownFileError, FileNotFoundError) as error:
+    if not missing_ok:
+      raise
+    return (f'note: {cli.first_line(error)}; starting from random weights '
+            '(initialise_network.missing_ok)')
   if init_caffemodel:
     from pixelrl_tf.weights import caffemodel
-    caffemodel.load_ircnn_into_network(init_caffemodel, network)
-    return f'trunk and branches initialised from {init_caffemodel}'
-  if init_npz:
-    from pixelrl_tf.weights import chainer_npz
-    chainer_npz.load_into_network(init_npz, network, layers=init_npz_layers)
-    return f'network initialised from {init_npz}'
-  return None
+    caffemodel.load_ircnn_into_network(path, network)
+    return f'trunk and branches initialised from {source} ({path})'
+  from pixelrl_tf.weights import chainer_npz
+  chainer_npz.load_into_network(path, network, layers=init_npz_layers)
+  return f'network initialised from {source} ({path})'
+
+
+def _data_path(value):
+  """A data folder or list setting: a path, a known name, or `'default'`."""
+  if value is None or os.fspath(value) == datasets.DEFAULT_SOURCE:
+    return value
+  return str(known_files.resolve_path_or_name(value))
 
 
 def make_strategy(name: str, timeout_seconds: Optional[float] = None,
@@ -414,9 +436,10 @@ def train(root_dir,
     task: None (the task `make_task` builds from its gin bindings:
       `make_task.name = 'denoise'`, ...), a registered task name (also
       through `make_task`, so its field bindings apply) or a `Task`.
-    data_source: `'default'` (scikit-image's photographs) or a folder.
+    data_source: `'default'` (scikit-image's photographs), a folder, or a
+      known data set (`'bsd432'`, see `data.known_files`).
     list_file: optional list of training files in `data_source` (all of
-      them train).
+      them train), a path or a known name (`'bsd432_list'`).
     validation_source: `'default'` (the default photographs' held-out
       split) or a folder of validation images.
     validation_fraction: share of the source held out for validation
@@ -517,10 +540,11 @@ def train(root_dir,
   dtype_policy = (tf.keras.mixed_precision.Policy(mixed_precision)
                   if mixed_precision else None)
 
-  # Model, agent and checkpoint.
+  # Model, agent and checkpoint. The episode counter is host bookkeeping, so
+  # it lives outside the strategy (a mirrored variable has no int()).
+  episode = tf.Variable(0, dtype=tf.int64, name='episode')
   with strategy.scope():
     network = model_io.build_network(config, dtype_policy=dtype_policy)
-    episode = tf.Variable(0, dtype=tf.int64, name='episode')
     optimizer = tf.keras.optimizers.Adam(learning_rate, epsilon=adam_epsilon)
     if mixed_precision == 'mixed_float16':
       optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
@@ -555,9 +579,9 @@ def train(root_dir,
   start_episode = int(episode)
 
   source = episode_sources.make_episode_source(
-      task, data_source, batch_size, crop_size, seed,
-      start_batch=start_episode, list_file=list_file,
-      validation_source=validation_source,
+      task, _data_path(data_source), batch_size, crop_size, seed,
+      start_batch=start_episode, list_file=_data_path(list_file),
+      validation_source=_data_path(validation_source),
       validation_fraction=validation_fraction,
       max_validation_images=max_validation_images)
   if not latest:
@@ -565,6 +589,10 @@ def train(root_dir,
     if note:
       print(note, file=progress_stream)
   if chief:
+    # What a killed start was writing (never read: the files it was about to
+    # replace and the checkpoints it had finished are kept).
+    for directory in (root_dir, train_dir, os.path.join(root_dir, BEST_DIR)):
+      files.remove_stale_temporaries(directory)
     if new_run:
       model_io.write_model_config(root_dir, config)
     if stored_settings is None or stored_settings != settings:
@@ -630,7 +658,7 @@ def train(root_dir,
         watchdog.loss(scalars['loss'])
         if writers and (done % summary_interval == 0 or done == num_episodes):
           _write_scalars(writers['train'], done, scalars,
-                         float(optimizer.learning_rate),
+                         float(optimizer.learning_rate.numpy()),
                          time.monotonic() - started, watchdog.loss_growth)
         if writers and (done % image_summary_interval == 0 or done == 1):
           with writers['train'].as_default(step=done):
@@ -677,14 +705,15 @@ def train(root_dir,
     # A live `from_generator` iterator can hang the interpreter's exit.
     del batches
   bar.update(int(episode), force=True)
+  report_path = os.path.join(root_dir, 'final_report.json')
+  # A start that trained no episode still writes a report a killed start
+  # did not get to write.
   if (final_report and len(validator) and int(episode) == num_episodes and
-      episodes_this_run and not stop):
+      not stop and (episodes_this_run or not tf.io.gfile.exists(report_path))):
     report = validator.final_report()
     print(final_report_line(report), file=progress_stream)
     if chief:
-      files.write_text_atomically(
-          os.path.join(root_dir, 'final_report.json'),
-          json.dumps(report, indent=2))
+      files.write_text_atomically(report_path, json.dumps(report, indent=2))
   for writer in writers.values():
     writer.flush()
   if stop:

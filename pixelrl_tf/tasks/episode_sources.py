@@ -19,13 +19,16 @@ Validation images are a separate, named set: `validation_source` is
 folder (for `'paired'`, a folder with `input/` and `target/`); with the
 default data as the training source they are its held-out split; with
 `validation_fraction` a seeded share of the source is held out instead.
-Without any of these there is no validation. Any unreadable validation image
-is an error naming the file.
+Without any of these there is no validation. Any unreadable image, and any
+training image smaller than the crop, is a one-line error naming the file
+(and both sizes). Conversions of the files read (alpha dropped, colour to
+gray, gray to colour) are reported in one note line per kind.
 """
 
 import dataclasses
 import os
-from typing import List, Optional, Tuple
+import sys
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -47,17 +50,26 @@ class EpisodeSource:
   validation: List[Tuple[str, np.ndarray, np.ndarray]]
 
 
-def _paired_images(folder, channels, bgr):
+def _print_note(line):
+  print(f'note: {line}', file=sys.stderr)
+
+
+def _paired_images(folder, channels, bgr, min_size, note_fn):
+  """`(name, input, target)` of `folder/input` and `folder/target`."""
   pairs = datasets.list_image_pairs(os.path.join(folder, 'input'),
                                     os.path.join(folder, 'target'))
-  return [(path_in.name, datasets.load_image(path_in, channels, bgr=bgr),
-           datasets.load_image(path_out, channels, bgr=bgr))
-          for path_in, path_out in pairs]
+  inputs = datasets.load_images([path for path, _ in pairs], channels,
+                                bgr=bgr, min_size=min_size, note_fn=note_fn)
+  targets = datasets.load_images([path for _, path in pairs], channels,
+                                 bgr=bgr, min_size=min_size, note_fn=note_fn)
+  return [(name, image, target)
+          for (name, image), (_, target) in zip(inputs, targets)]
 
 
 def make_episode_source(task, data_source, batch_size, crop_size, seed,
                         start_batch=0, list_file=None, validation_source=None,
-                        validation_fraction=None, max_validation_images=None):
+                        validation_fraction=None, max_validation_images=None,
+                        note_fn: Optional[Callable[[str], None]] = None):
   """Builds the `EpisodeSource` of a training run.
 
   Args:
@@ -73,18 +85,30 @@ def make_episode_source(task, data_source, batch_size, crop_size, seed,
     validation_source: `'default'` or a folder of validation images.
     validation_fraction: held-out fraction of the source for validation.
     max_validation_images: keep at most this many validation images.
+    note_fn: called with one line per kind of conversion of the image files
+      read; None prints `note: ...` lines to stderr.
 
   Returns:
     An `EpisodeSource`.
+
+  Raises:
+    FileNotFoundError: a missing folder or file.
+    ValueError: (one line, naming the file) an image file that cannot be
+      read, or a training image smaller than `crop_size`; or bad settings.
   """
   task = tasks_lib.get_task(task)
   channels, bgr = task.channels, task.bgr
+  note_fn = note_fn or _print_note
   if task.episode_source == tasks_lib.PAIRED:
-    pairs = _paired_images(data_source, channels, bgr)
     if validation_source is not None:
-      train_pairs = pairs
-      validation = _paired_images(validation_source, channels, bgr)
+      train_pairs = _paired_images(data_source, channels, bgr, crop_size,
+                                   note_fn)
+      validation = _paired_images(validation_source, channels, bgr, None,
+                                  note_fn)
     else:
+      # The held-out pairs need not fit the crop (they are restored whole);
+      # `make_paired_dataset` checks the training ones.
+      pairs = _paired_images(data_source, channels, bgr, None, note_fn)
       train_pairs, validation = datasets.split_train_validation(
           pairs, validation_fraction or 0.0)
     dataset = datasets.make_paired_dataset(
@@ -101,7 +125,9 @@ def make_episode_source(task, data_source, batch_size, crop_size, seed,
     return datasets.image_source(
         data_source, subset, channels=channels, list_file=list_file,
         validation_source=validation_source,
-        validation_fraction=validation_fraction, bgr=bgr)
+        validation_fraction=validation_fraction, bgr=bgr,
+        min_size=crop_size if subset == datasets.TRAIN else None,
+        note_fn=note_fn)
 
   train_images = images(datasets.TRAIN)
   has_validation = (validation_source is not None or bool(validation_fraction)

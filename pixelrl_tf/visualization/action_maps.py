@@ -25,12 +25,14 @@ on the 0..1 scale and are clipped only for display; action maps are integer
 import io
 import math
 import os
-import tempfile
 from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from pixelrl_tf.io import files
+from pixelrl_tf.io import images as image_io
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _TEXT_THICKNESS = 1
@@ -107,9 +109,7 @@ def _to_display_rgb(image, bgr: bool = False) -> np.ndarray:
   if image.dtype == np.uint8:
     rgb = image.copy()
   else:
-    rgb = np.floor(
-        np.clip(image.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(
-            np.uint8)
+    rgb = image_io.quantize_uint8(image.astype(np.float32))
   return rgb[..., ::-1].copy() if bgr else rgb
 
 
@@ -492,27 +492,6 @@ def action_count_chart(action_counts, action_names: Sequence[str], colors,
       [canvas, legend(action_names, colors, width=chart_width)], axis=0)
 
 
-def _atomic_write_bytes(data: bytes, path: str) -> None:
-  """Writes `data` to a temporary file beside `path`, then renames it."""
-  path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  handle, temp_path = tempfile.mkstemp(
-      dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-  try:
-    with os.fdopen(handle, 'wb') as temp_file:
-      temp_file.write(data)
-    # mkstemp makes the file private; give it the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp_path, 0o666 & ~umask)
-    os.replace(temp_path, path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
-
-
 def _check_uint8_frame(frame) -> np.ndarray:
   frame = np.asarray(frame)
   if frame.dtype != np.uint8:
@@ -537,6 +516,8 @@ def write_gif(frames, path, duration_ms: int = 600) -> None:
 
   Raises:
     ValueError: on no frames, non-uint8 frames or frames of different sizes.
+    OSError: (one line) the file cannot be written; a previous file is
+      unchanged.
   """
   frames = [_check_uint8_frame(frame) for frame in frames]
   if not frames:
@@ -549,7 +530,7 @@ def write_gif(frames, path, duration_ms: int = 600) -> None:
   pictures[0].save(buffer, format='GIF', save_all=True,
                    append_images=pictures[1:], duration=int(duration_ms),
                    loop=0)
-  _atomic_write_bytes(buffer.getvalue(), path)
+  files.write_bytes_atomically(path, buffer.getvalue())
 
 
 def save_png(image, path) -> None:
@@ -562,14 +543,13 @@ def save_png(image, path) -> None:
 
   Raises:
     ValueError: on an unsupported shape, or if encoding fails.
+    OSError: (one line) the file cannot be written; a previous file is
+      unchanged.
   """
   image = np.asarray(image)
   if image.dtype != np.uint8:
     image = _to_display_rgb(image)
   image = _check_uint8_frame(image)
-  if image.ndim == 3:
-    image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-  ok, encoded = cv2.imencode('.png', image)
-  if not ok:
-    raise ValueError(f'Could not encode a PNG of shape {image.shape}.')
-  _atomic_write_bytes(encoded.tobytes(), path)
+  # Always a PNG, whatever the suffix of `path`.
+  files.write_bytes_atomically(
+      path, image_io.encode_image(image, '.png', name=os.fspath(path)))
