@@ -63,6 +63,7 @@ from skimage import data as skimage_data
 
 from pixelrl_tf.data import datasets
 from pixelrl_tf.filters import image_ops
+from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 
 # Measured only where installed; requirements.txt does not pin them.
 try:
@@ -507,10 +508,7 @@ def main():
     results['imports'] = [bench_import(module, args.import_repeats)
                           for module in ('tensorflow_addons', 'keras_cv')]
   _print_tables(results)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)),
-              exist_ok=True)
-  with open(args.output_json, 'w') as f:
-    json.dump(results, f, indent=2)
+  files.write_text_atomically(args.output_json, json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':

@@ -43,6 +43,7 @@ from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 
 T_MAX = 5
 CROP = 70
@@ -245,10 +246,7 @@ def main():
   if 'peak_rss_gb_batch64' in results:
     print(f'peak RSS, batch 64 episodes: '
           f'{results["peak_rss_gb_batch64"]:.2f} GB')
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)),
-              exist_ok=True)
-  with open(args.output_json, 'w') as f:
-    json.dump(results, f, indent=2)
+  files.write_text_atomically(args.output_json, json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':

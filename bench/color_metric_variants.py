@@ -39,6 +39,7 @@ from skimage import color as skimage_color
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 from pixelrl_tf import metrics  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / 'shared' / 'data' / 'fpop'
@@ -473,10 +474,7 @@ def main():
           f'{row["ratio"]:>8.3f}{f"{low:.3f}-{high:.3f}":>14}'
           f'{row["implied_test"]:>9.2f}  {row["description"]}')
   print(f'{results["seconds"]:.1f} s')
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)),
-              exist_ok=True)
-  with open(args.output_json, 'w') as f:
-    json.dump(results, f, indent=2)
+  files.write_text_atomically(args.output_json, json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':

@@ -22,7 +22,6 @@ entropy-only run, and whether each of the two tests of
 
 import argparse
 import json
-import os
 import pathlib
 import shutil
 import sys
@@ -38,6 +37,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from pixelrl_tf.agents import pixel_a2c_agent  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.agents import returns as returns_lib  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 
 
 def _patch_step_loss(transform):
@@ -141,10 +141,7 @@ def main():
             f'entropy test {verdict(entropy_ok)}', flush=True)
   finally:
     shutil.rmtree(work, ignore_errors=True)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)),
-              exist_ok=True)
-  with open(args.output_json, 'w') as f:
-    json.dump(results, f, indent=2)
+  files.write_text_atomically(args.output_json, json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':

@@ -33,6 +33,7 @@ from pixelrl_tf.data import datasets  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import noise as noise_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import import_weights_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import restore_lib  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 
 DEFAULT_NPZ = os.path.join(
     os.path.dirname(__file__), '..', '..', 'shared', 'data',
@@ -94,10 +95,7 @@ def main():
       'date': time.strftime('%Y-%m-%d'), 'tensorflow': tf.__version__,
       'model': os.path.relpath(args.npz), 'noise': 'gaussian:25',
       'images': [name for name, _, _ in pairs], 'rows': rows}
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)),
-              exist_ok=True)
-  with open(args.output_json, 'w') as f:
-    json.dump(results, f, indent=2)
+  files.write_text_atomically(args.output_json, json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':

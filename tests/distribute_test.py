@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import PROJECT_ROOT
@@ -53,16 +54,24 @@ def _assert_same_weights(got_dir, want_dir):
                                err_msg=name)
 
 
-def test_mirrored_over_two_cpu_devices_matches_one_replica(tmp_path):
-  _run(tmp_path / 'one')
+@pytest.fixture(scope='module')
+def one_replica(tmp_path_factory):
+  """A one-replica run of the same global batch, shared by the tests."""
+  root_dir = tmp_path_factory.mktemp('one')
+  _run(root_dir)
+  return root_dir
+
+
+def test_mirrored_over_two_cpu_devices_matches_one_replica(tmp_path,
+                                                            one_replica):
   two = ["train.strategy = 'mirrored'", 'train.virtual_cpu_devices = 2']
-  _run(tmp_path / 'two', *two)
-  _assert_same_weights(tmp_path / 'two', tmp_path / 'one')
-  # Stopped after one episode and rerun: the same weights.
-  _run(tmp_path / 'resumed', *two, 'train.stop_after_episodes = 1')
-  result = _run(tmp_path / 'resumed', *two)
+  # Stopped after one episode and rerun: the weights of one replica that
+  # was never stopped (a wrong split or a wrong resume would differ).
+  _run(tmp_path / 'two', *two, 'train.stop_after_episodes = 1')
+  result = _run(tmp_path / 'two', *two)
   assert 'resuming from' in result.stderr
-  _assert_same_weights(tmp_path / 'resumed', tmp_path / 'one')
+  assert 'Using MirroredStrategy' in result.stderr
+  _assert_same_weights(tmp_path / 'two', one_replica)
 
 
 def _free_ports(count):
@@ -93,13 +102,10 @@ def _run_workers(root_dir, *bindings):
   return [stderr for _, stderr in outputs]
 
 
-def test_two_workers_match_one_replica_and_resume(tmp_path):
-  _run(tmp_path / 'one')
-  _run_workers(tmp_path / 'workers')
-  _assert_same_weights(tmp_path / 'workers', tmp_path / 'one')
+def test_two_workers_match_one_replica_and_resume(tmp_path, one_replica):
+  _run_workers(tmp_path / 'workers', 'train.stop_after_episodes = 2')
   # Only the chief (worker 0) wrote the run directory.
   assert (tmp_path / 'workers' / 'model.json').exists()
-  _run_workers(tmp_path / 'resumed', 'train.stop_after_episodes = 2')
-  outputs = _run_workers(tmp_path / 'resumed')
+  outputs = _run_workers(tmp_path / 'workers')
   assert all('resuming from' in text for text in outputs)
-  _assert_same_weights(tmp_path / 'resumed', tmp_path / 'one')
+  _assert_same_weights(tmp_path / 'workers', one_replica)
