@@ -165,6 +165,14 @@ def test_every_training_binding_reaches_its_object(tmp_path):
   assert result['record_gradients']
   _, network, reward_map = model_io.load_model(str(tmp_path))
   assert network.num_actions == 4 and reward_map.kernel.shape[0] == 5
+  # The reward map's kernel is logged as it moves from the identity.
+  kernel = reward_map.kernel.numpy()[:, :, 0, 0]
+  train_dir = os.path.join(tmp_path, 'train')
+  assert _scalars(train_dir, 'RewardMap/kernel_centre') == pytest.approx(
+      {1: kernel[2, 2]})
+  assert _scalars(train_dir, 'RewardMap/kernel_sum') == pytest.approx(
+      {1: kernel.sum()})
+  assert kernel[2, 2] != 1.0
 
 
 def test_sigint_saves_and_the_rerun_resumes(tmp_path):

@@ -659,7 +659,8 @@ def train(root_dir,
         if writers and (done % summary_interval == 0 or done == num_episodes):
           _write_scalars(writers['train'], done, scalars,
                          float(optimizer.learning_rate.numpy()),
-                         time.monotonic() - started, watchdog.loss_growth)
+                         time.monotonic() - started, watchdog.loss_growth,
+                         agent.reward_map)
         if writers and (done % image_summary_interval == 0 or done == 1):
           with writers['train'].as_default(step=done):
             images = np.concatenate([result['start'].numpy()[None],
@@ -798,8 +799,14 @@ def _summary_writers(root_dir, chief) -> Dict[str, tf.summary.SummaryWriter]:
 
 
 def _write_scalars(writer, step, scalars, learning_rate, seconds,
-                   loss_growth):
+                   loss_growth, reward_map=None):
   with writer.as_default(step=step):
+    if reward_map is not None:
+      # How far the learned kernel has moved from the identity it starts at.
+      kernel = reward_map.kernel.numpy()[:, :, 0, 0]
+      centre = kernel.shape[0] // 2
+      tf.summary.scalar('RewardMap/kernel_centre', kernel[centre, centre])
+      tf.summary.scalar('RewardMap/kernel_sum', np.sum(kernel))
     tf.summary.scalar('Losses/total', scalars['loss'])
     tf.summary.scalar('Losses/policy', scalars['policy_loss'])
     tf.summary.scalar('Losses/value', scalars['value_loss'])
