@@ -168,9 +168,9 @@ def test_every_training_binding_reaches_its_object(tmp_path):
   # The reward map's kernel is logged as it moves from the identity.
   kernel = reward_map.kernel.numpy()[:, :, 0, 0]
   train_dir = os.path.join(tmp_path, 'train')
-  assert _scalars(train_dir, 'RewardMap/kernel_centre') == pytest.approx(
+  assert _scalars(train_dir, 'Metrics/reward_map_centre') == pytest.approx(
       {1: kernel[2, 2]})
-  assert _scalars(train_dir, 'RewardMap/kernel_sum') == pytest.approx(
+  assert _scalars(train_dir, 'Metrics/reward_map_sum') == pytest.approx(
       {1: kernel.sum()})
   assert kernel[2, 2] != 1.0
 

@@ -802,11 +802,7 @@ def _write_scalars(writer, step, scalars, learning_rate, seconds,
                    loss_growth, reward_map=None):
   with writer.as_default(step=step):
     if reward_map is not None:
-      # How far the learned kernel has moved from the identity it starts at.
-      kernel = reward_map.kernel.numpy()[:, :, 0, 0]
-      centre = kernel.shape[0] // 2
-      tf.summary.scalar('RewardMap/kernel_centre', kernel[centre, centre])
-      tf.summary.scalar('RewardMap/kernel_sum', np.sum(kernel))
+      summaries.write_reward_map_scalars(reward_map.kernel.numpy(), step)
     tf.summary.scalar('Losses/total', scalars['loss'])
     tf.summary.scalar('Losses/policy', scalars['policy_loss'])
     tf.summary.scalar('Losses/value', scalars['value_loss'])

@@ -273,10 +273,22 @@ def write_reward_map_kernel(kernel, step: int) -> None:
   kernel = kernel.reshape(kernel.shape[:2]) if kernel.ndim > 2 else kernel
   if kernel.ndim != 2:
     raise ValueError(f'Expected a 2-D kernel, got shape {kernel.shape}.')
-  height, width = kernel.shape
   tf.summary.image('Images/reward_map_kernel',
                    kernel_heat_map(kernel)[np.newaxis], step=step,
                    max_outputs=1)
+  write_reward_map_scalars(kernel, step)
+
+
+def write_reward_map_scalars(kernel, step: int) -> None:
+  """Writes `Metrics/reward_map_centre` and `Metrics/reward_map_sum`.
+
+  Args:
+    kernel: as for `write_reward_map_kernel`.
+    step: the global step.
+  """
+  kernel = np.asarray(kernel, np.float64)
+  kernel = kernel.reshape(kernel.shape[:2]) if kernel.ndim > 2 else kernel
+  height, width = kernel.shape
   tf.summary.scalar('Metrics/reward_map_centre',
                     float(kernel[height // 2, width // 2]), step=step)
   tf.summary.scalar('Metrics/reward_map_sum', float(kernel.sum()), step=step)
