@@ -140,9 +140,9 @@ def bench_episode(batch_size, repeats, filters=64, use_conv_gru=True,
       lambda: train(clean, clean, tf.constant(0, tf.int64))[
           'episode_reward'].numpy(), repeats)
   collect_time = _median_seconds(lambda: collect(clean).numpy(), repeats)
+  environment_fn = _environment_fn(action_set, shape)
   env_time = _median_seconds(
-      lambda: _environment_fn(action_set, shape)(clean, clean).numpy(),
-      repeats)
+      lambda: environment_fn(clean, clean).numpy(), repeats)
   return {'batch': batch_size, 'episode_s': total, 'collect_s': collect_time,
           'update_s': total - collect_time, 'environment_s': env_time,
           'network_s': total - env_time, 'kept_activations': record}
@@ -159,9 +159,9 @@ def bench_restore(repeats, filters=64, use_conv_gru=True, height=321,
   image = tf.random.uniform(shape, seed=2)
   total = _median_seconds(
       lambda: module.restore_steps(image)['images'].numpy(), repeats)
+  environment_fn = _environment_fn(action_set, shape)
   env_time = _median_seconds(
-      lambda: _environment_fn(action_set, shape)(image, image).numpy(),
-      repeats)
+      lambda: environment_fn(image, image).numpy(), repeats)
   return {'size': f'{width}x{height}', 'restore_s': total,
           'environment_s': env_time, 'network_s': total - env_time}
 
