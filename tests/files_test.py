@@ -307,3 +307,20 @@ def test_atomic_directory_cannot_create(tmp_path, monkeypatch):
       pass
   assert info.value.errno == errno.ENOSPC
   assert '\n' not in str(info.value) and str(final) in str(info.value)
+
+
+def test_remove_stale_temporaries_removes_only_what_killed_writers_left(
+    tmp_path):
+  kept = ['model.json', '.hidden', 'ckpt-3.index', 'notes.tmp']
+  for name in kept:
+    (tmp_path / name).write_text('x')
+  (tmp_path / 'best').mkdir()
+  (tmp_path / '.run.json.abcdefgh.tmp').write_text('half')
+  (tmp_path / '.export.abcdefgh.tmp').mkdir()
+  (tmp_path / 'ckpt-3_temp').mkdir()
+  (tmp_path / 'ckpt-3_temp' / 'part-00000').write_text('half')
+  removed = files.remove_stale_temporaries(tmp_path)
+  assert sorted(os.path.basename(path) for path in removed) == [
+      '.export.abcdefgh.tmp', '.run.json.abcdefgh.tmp', 'ckpt-3_temp']
+  assert sorted(os.listdir(tmp_path)) == sorted(kept + ['best'])
+  assert files.remove_stale_temporaries(tmp_path / 'absent') == []
