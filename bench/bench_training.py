@@ -382,15 +382,20 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
   """
   started = time.monotonic()
   latest = model_io.resolve_checkpoint(root_dir)[1]
-  config, restorer = eval_lib.load_restorer(latest)
+  # The whole t_max curve; a step count chosen on validation picks from it.
+  t_max = model_io.read_model_config(root_dir).t_max
+  config, restorer = eval_lib.load_restorer(latest, t_max=t_max)
   schedules = ScoredSchedules(config.get_action_set(), restorer.t_max,
                               triples, lab_metric)
   report = eval_lib.evaluate_images(
       restorer, triples, random_seed=seed, lab_metric=lab_metric,
       fixed_schedules=schedules, progress_fn=_progress(len(triples)))
   rows, per_image = report['rows'], report['per_image']
-  checkpoints = {eval_lib.MODEL: {'checkpoint': latest,
-                                  'episode': checkpoint_episode(latest)}}
+  checkpoints = {eval_lib.MODEL: {
+      'checkpoint': latest, 'episode': checkpoint_episode(latest),
+      'inference_steps': model_io.read_inference_steps(latest) or t_max}}
+  _use_inference_steps(rows, per_image, eval_lib.MODEL,
+                       checkpoints[eval_lib.MODEL]['inference_steps'])
   best_path = os.path.join(root_dir, train_lib.BEST_FILE)
   if os.path.exists(best_path):
     with open(best_path) as f:
@@ -405,15 +410,18 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
       for values in per_image.values():
         values[BEST_CHECKPOINT] = dict(values[eval_lib.MODEL])
     else:
-      _, best_restorer = eval_lib.load_restorer(prefix)
+      _, best_restorer = eval_lib.load_restorer(prefix, t_max=t_max)
       best_report = eval_lib.evaluate_images(
           best_restorer, triples, include_random=False,
           lab_metric=lab_metric)
       rows[BEST_CHECKPOINT] = best_report['rows'][eval_lib.MODEL]
       for name, values in best_report['per_image'].items():
         per_image[name][BEST_CHECKPOINT] = values[eval_lib.MODEL]
+      _use_inference_steps(rows, per_image, BEST_CHECKPOINT,
+                           model_io.read_inference_steps(prefix) or t_max)
     checkpoints[BEST_CHECKPOINT] = {
         'checkpoint': prefix, 'episode': best.get('episode'),
+        'inference_steps': model_io.read_inference_steps(prefix) or t_max,
         'validation': {'metric': best.get('metric'),
                        'value': best.get('value')},
         'same_as_latest': same}
@@ -429,6 +437,18 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
           'fixed_schedules': schedules.mean_scores(),
           'checkpoints': checkpoints,
           'seconds': time.monotonic() - started}
+
+
+def _use_inference_steps(rows: Dict[str, Any], per_image: Dict[str, Any],
+                         row: str, steps: int) -> None:
+  """Makes `row`'s metrics those after `steps` steps (in place).
+
+  A model trained with `choose_inference_steps` restores for the step count
+  stored with its checkpoint; its `per_step` curve keeps every step.
+  """
+  for values in [rows] + list(per_image.values()):
+    curve = values[row]['per_step']
+    values[row] = dict(curve[steps - 1], per_step=curve)
 
 
 def add_summary(results: Dict[str, Any]) -> None:
@@ -460,22 +480,26 @@ def _cell(value: Optional[float], digits: int) -> str:
   return f'{value:.{digits}f}'
 
 
-def _checkpoint_text(info: Dict[str, Any]) -> str:
-  if info.get('episode') is not None:
-    return f'episode {info["episode"]}'
-  return os.path.basename(info['checkpoint'])
+def _checkpoint_text(info: Dict[str, Any], t_max: int) -> str:
+  text = (f'episode {info["episode"]}' if info.get('episode') is not None
+          else os.path.basename(info['checkpoint']))
+  steps = info.get('inference_steps')
+  if steps is not None and steps != t_max:
+    text += f', {steps} of {t_max} steps, chosen on validation'
+  return text
 
 
 def _row_titles(results: Dict[str, Any]) -> Dict[str, str]:
   checkpoints = results['checkpoints']
-  latest = _checkpoint_text(checkpoints[eval_lib.MODEL])
+  t_max = results['model']['t_max']
+  latest = _checkpoint_text(checkpoints[eval_lib.MODEL], t_max)
   titles = {eval_lib.ORIGINAL: 'Corrupted input',
             eval_lib.RANDOM_AGENTS: 'Random agents',
             eval_lib.BEST_FIXED: ('Best fixed schedule '
                                   f'({results["best_fixed_schedule"]})'),
             eval_lib.MODEL: f'Model, latest ({latest})'}
   if BEST_CHECKPOINT in checkpoints:
-    best = _checkpoint_text(checkpoints[BEST_CHECKPOINT])
+    best = _checkpoint_text(checkpoints[BEST_CHECKPOINT], t_max)
     titles[BEST_CHECKPOINT] = f'Model, best validated ({best})'
   return titles
 

@@ -111,6 +111,23 @@ def test_wall_clock_chunks_fit_the_remaining_time():
   assert next_chunk(chunks, 200.0, 10) == 16
 
 
+def test_a_chosen_step_count_picks_the_row_from_its_curve():
+  module = _bench_module()
+  curve = [{'psnr': 20.0, 'ssim': 0.5}, {'psnr': 22.0, 'ssim': 0.6},
+           {'psnr': 21.0, 'ssim': 0.55}]
+  rows = {'model': dict(curve[-1], per_step=curve),
+          'original': {'psnr': 18.0, 'ssim': 0.4}}
+  per_image = {'a.png': {'model': dict(curve[-1], per_step=curve)}}
+  module._use_inference_steps(rows, per_image, 'model', 2)
+  assert rows['model'] == {'psnr': 22.0, 'ssim': 0.6, 'per_step': curve}
+  assert per_image['a.png']['model']['psnr'] == 22.0
+  assert rows['original'] == {'psnr': 18.0, 'ssim': 0.4}
+  text = module._checkpoint_text({'episode': 150, 'inference_steps': 4}, 10)
+  assert text == 'episode 150, 4 of 10 steps, chosen on validation'
+  assert module._checkpoint_text(
+      {'episode': 150, 'inference_steps': 10}, 10) == 'episode 150'
+
+
 def test_gray_run_rows_and_best_fixed_schedule(gray_folder, tmp_path):
   run_dir = tmp_path / 'run'
   output = tmp_path / 'bench.json'

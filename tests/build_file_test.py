@@ -18,7 +18,7 @@ SOURCE_DIRS = ('pixelrl_tf', 'tests', 'bench', 'examples')
 # Pinned in requirements.txt although nothing imports them (yet).
 NOT_IMPORTED_OK = set()
 # Pinned to run the tests, whether or not a source imports them.
-TOOLS = {'pytest'}
+TOOLS = {'pytest', 'pytest-xdist'}
 # Import name -> pip distribution, where installed metadata may not say.
 DISTRIBUTIONS = {'absl': 'absl-py', 'cv2': 'opencv-contrib-python-headless',
                  'gin': 'gin-config', 'PIL': 'pillow',

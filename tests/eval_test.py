@@ -106,6 +106,14 @@ def test_evaluate_rows_and_protocol(tiny_run, image_folder):
   assert set(rows) == {'original', 'random_agents', 'model', 'model_x8'}
   assert len(rows['model']['per_step']) == 3
   assert rows['model']['psnr'] == rows['model']['per_step'][-1]['psnr']
+  # Each image keeps its per-step curve; the rows average them.
+  for step in range(3):
+    np.testing.assert_allclose(
+        np.mean([image['model']['per_step'][step]['psnr']
+                 for image in report['per_image'].values()]),
+        rows['model']['per_step'][step]['psnr'])
+  assert 'per_step' not in next(iter(report['per_image'].values()))[
+      'original']
   # The original row is the PSNR of the seeded noisy images.
   _, network_config = None, model_io.read_model_config(str(tiny_run))
   assert network_config.t_max == 3

@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
+import caffe_encoding as wire
 from pixelrl_tf.io import images
 from pixelrl_tf.weights import caffemodel
 from pixelrl_tf.weights import chainer_npz
@@ -160,50 +161,24 @@ def _npz_corpus():
           _npz_bytes(mixed)]
 
 
-def _varint(value):
-  out = bytearray()
-  while True:
-    byte, value = value & 0x7F, value >> 7
-    out.append(byte | (0x80 if value else 0))
-    if not value:
-      return bytes(out)
-
-
-def _field(number, wire_type, payload):
-  key = _varint(number << 3 | wire_type)
-  if wire_type == 2:
-    return key + _varint(len(payload)) + payload
-  return key + payload
-
-
-def _caffe_blob(array, legacy=False):
-  array = np.asarray(array, np.float32)
-  if legacy:
-    header = b''.join(_field(n, 0, _varint(d))
-                      for n, d in zip((1, 2, 3, 4), array.shape))
-    return header + b''.join(_field(5, 5, struct.pack('<f', v))
-                             for v in array.ravel())
-  shape = _field(1, 2, b''.join(_varint(d) for d in array.shape))
-  return _field(7, 2, shape) + _field(5, 2, array.astype('<f4').tobytes())
-
-
 def _caffe_corpus():
   rng = np.random.default_rng(2)
   weight = rng.normal(size=(2, 1, 3, 3))
   bias = rng.normal(size=2)
-  geometry = (_field(1, 0, _varint(2)) + _field(4, 0, _varint(3)) +
-              _field(3, 0, _varint(2)) + _field(18, 0, _varint(2)))
-  layer = _field(100, 2, _field(1, 2, b'conv_a') +
-                 _field(2, 2, b'Convolution') +
-                 _field(7, 2, _caffe_blob(weight)) +
-                 _field(7, 2, _caffe_blob(bias)) + _field(106, 2, geometry))
-  relu = _field(100, 2, _field(1, 2, b'relu') + _field(2, 2, b'ReLU'))
-  legacy = _field(2, 2, _field(4, 2, b'old') + _field(5, 0, _varint(4)) +
-                  _field(6, 2, _caffe_blob(rng.normal(size=(1, 2, 1, 1)),
-                                           legacy=True)))
-  doubles = _field(100, 2, _field(1, 2, b'double') + _field(
-      7, 2, _field(8, 2, np.array([0.5, -1.25], '<f8').tobytes())))
-  return [_field(1, 2, b'net') + layer + relu + legacy + doubles,
+  geometry = (wire.uint(1, 2) + wire.uint(4, 3) + wire.uint(3, 2) +
+              wire.uint(18, 2))
+  layer = wire.field(100, 2, wire.string(1, 'conv_a') +
+                     wire.string(2, 'Convolution') +
+                     wire.field(7, 2, wire.blob(weight)) +
+                     wire.field(7, 2, wire.blob(bias)) +
+                     wire.field(106, 2, geometry))
+  relu = wire.field(100, 2, wire.string(1, 'relu') + wire.string(2, 'ReLU'))
+  legacy = wire.field(2, 2, wire.string(4, 'old') + wire.uint(5, 4) +
+                      wire.field(6, 2, wire.blob(rng.normal(size=(1, 2, 1, 1)),
+                                                 legacy=True)))
+  doubles = wire.field(100, 2, wire.string(1, 'double') + wire.field(
+      7, 2, wire.field(8, 2, np.array([0.5, -1.25], '<f8').tobytes())))
+  return [wire.string(1, 'net') + layer + relu + legacy + doubles,
           layer, legacy]
 
 
@@ -467,8 +442,8 @@ def test_npz_header_that_lies_about_the_size(tmp_path):
 
 @pytest.mark.filterwarnings('error::RuntimeWarning')
 def test_caffemodel_refuses_non_finite_blobs(tmp_path):
-  blob = _caffe_blob(np.array([[1.0, np.nan]], np.float32))
-  data = _field(100, 2, _field(1, 2, b'conv_nan') + _field(7, 2, blob))
+  blob = wire.blob(np.array([[1.0, np.nan]], np.float32))
+  data = wire.field(100, 2, wire.string(1, 'conv_nan') + wire.field(7, 2, blob))
   _expect_value_error(lambda: caffemodel.parse_net(data), "'conv_nan'",
                       'blob 0', 'NaN or infinite')
   path = _write(tmp_path, 'nan.caffemodel', data)
@@ -476,9 +451,9 @@ def test_caffemodel_refuses_non_finite_blobs(tmp_path):
                       'nan.caffemodel', "'conv_nan'")
   # Doubles beyond the float32 range would become infinite weights.
   for value in (1e300, np.nan):
-    doubles = _field(8, 2, np.array([0.5, value], '<f8').tobytes())
-    data = _field(100, 2, _field(1, 2, b'conv_big') + _field(
-        7, 2, _caffe_blob(np.zeros(2))) + _field(7, 2, doubles))
+    doubles = wire.field(8, 2, np.array([0.5, value], '<f8').tobytes())
+    data = wire.field(100, 2, wire.string(1, 'conv_big') + wire.field(
+        7, 2, wire.blob(np.zeros(2))) + wire.field(7, 2, doubles))
     _expect_value_error(lambda: caffemodel.parse_net(data), "'conv_big'",
                         'blob 1', 'NaN or infinite')
 
@@ -499,11 +474,12 @@ def test_caffemodel_refuses_empty_foreign_and_odd_files(tmp_path):
       lambda: caffemodel.read_net(str(tmp_path / 'folder.caffemodel')),
       'folder.caffemodel', 'folder')
   # A blob shape whose product overflows int64 to the stored size (0).
-  huge = _field(7, 2, _field(1, 2, _varint(1 << 32) + _varint(1 << 32)))
-  data = _field(100, 2, _field(1, 2, b'huge') + _field(7, 2, huge))
+  huge = wire.field(7, 2, wire.field(
+      1, 2, wire.varint(1 << 32) + wire.varint(1 << 32)))
+  data = wire.field(100, 2, wire.string(1, 'huge') + wire.field(7, 2, huge))
   _expect_value_error(lambda: caffemodel.parse_net(data),
                       'not a Caffe model', 'shape')
-  many_dims = _field(7, 2, _field(1, 2, _varint(1) * 40)) + _field(
-      5, 2, struct.pack('<f', 1.0))
-  data = _field(100, 2, _field(7, 2, many_dims))
+  many_dims = (wire.field(7, 2, wire.field(1, 2, wire.varint(1) * 40)) +
+               wire.field(5, 2, struct.pack('<f', 1.0)))
+  data = wire.field(100, 2, wire.field(7, 2, many_dims))
   _expect_value_error(lambda: caffemodel.parse_net(data), 'not a Caffe model')

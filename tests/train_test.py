@@ -16,6 +16,7 @@ from conftest import PROJECT_ROOT
 from pixelrl_tf import cli
 from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import progress
+from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
@@ -60,6 +61,10 @@ def test_cli_smoke_run_writes_a_loadable_run(tmp_path):
   model_io.load_model(str(tmp_path / 'best'))
   report = json.loads((tmp_path / 'final_report.json').read_text())
   assert len(report['model_per_step']) == 2
+  # Without choose_inference_steps the model restores for t_max steps.
+  assert report['inference_steps'] == 2
+  assert model_io.read_inference_steps(
+      model_io.resolve_checkpoint(str(tmp_path))[1]) == 2
   tags = set()
   for directory in ('train', 'eval'):
     for name in os.listdir(tmp_path / directory):
@@ -173,6 +178,51 @@ def test_every_training_binding_reaches_its_object(tmp_path):
   assert _scalars(train_dir, 'Metrics/reward_map_sum') == pytest.approx(
       {1: kernel.sum()})
   assert kernel[2, 2] != 1.0
+
+
+def test_the_step_count_chosen_on_validation_is_stored_and_used(tmp_path):
+  gin.clear_config()
+  cli.parse_gin([TINY], ['make_task.t_max = 4', 'train.num_episodes = 3',
+                         'train.eval_interval = 3',
+                         'train.choose_inference_steps = True'])
+  result = train_lib.train(str(tmp_path),
+                           progress_stream=open(os.devnull, 'w'))
+  report = json.loads((tmp_path / 'final_report.json').read_text())
+  # The final report measures every step through `evaluate_images`, apart
+  # from the validation that chose the count.
+  per_step = report['model_per_step']
+  assert len(per_step) == 4 and report['t_max'] == 4
+  chosen = int(np.argmax(per_step)) + 1
+  assert report['inference_steps'] == chosen == result['inference_steps']
+  assert report['model'] == per_step[chosen - 1]
+  best = json.loads((tmp_path / 'best.json').read_text())
+  assert best['inference_steps'] == chosen
+  assert best['value'] == pytest.approx(per_step[chosen - 1], abs=1e-3)
+  eval_dir = tmp_path / 'eval'
+  assert _scalars(eval_dir, 'Metrics/val_inference_steps') == {3: chosen}
+  assert _scalars(eval_dir, 'Metrics/val_psnr_at_t_max') == pytest.approx(
+      {3: per_step[-1]}, abs=1e-3)
+  # Both checkpoints store the count; loading restores for that many steps
+  # unless the caller names another count.
+  for path in (str(tmp_path), str(tmp_path / 'best')):
+    prefix = model_io.resolve_checkpoint(path)[1]
+    assert model_io.read_inference_steps(prefix) == chosen
+    assert model_io.load_model(path)[0].t_max == chosen
+  assert model_io.read_model_config(str(tmp_path)).t_max == 4
+  assert restore_lib.restorer_from_run(str(tmp_path))[1].t_max == chosen
+  assert restore_lib.restorer_from_run(str(tmp_path), t_max=4)[1].t_max == 4
+
+
+def test_a_stored_step_count_outside_the_model_is_refused(tmp_path):
+  config = model_io.ModelConfig(filters=4, t_max=3)
+  network = model_io.build_network(config)
+  model_io.write_model_config(str(tmp_path), config)
+  checkpoint = model_io.model_checkpoint(
+      network, **{model_io.INFERENCE_STEPS: tf.Variable(7, dtype=tf.int64)})
+  checkpoint.save(str(tmp_path / 'train' / 'ckpt'))
+  with pytest.raises(model_io.CheckpointError, match='stores 7 restoration '
+                     r'steps, outside 1\.\.3'):
+    model_io.load_model(str(tmp_path))
 
 
 def test_sigint_saves_and_the_rerun_resumes(tmp_path):

@@ -7,7 +7,6 @@ names resolve through a temporary data root or fail offline.
 import hashlib
 import os
 import pathlib
-import struct
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import caffe_encoding as wire
 import reference_numpy
 from pixelrl_tf.data import known_files
 from pixelrl_tf.agents import reward_map as reward_map_lib
@@ -407,62 +407,23 @@ def test_cli_known_name_offline_is_one_line(tmp_path):
 # --- Caffe --------------------------------------------------------------
 
 
-def _varint(value):
-  out = bytearray()
-  while True:
-    byte = value & 0x7F
-    value >>= 7
-    if value:
-      out.append(byte | 0x80)
-    else:
-      out.append(byte)
-      return bytes(out)
-
-
-def _field(number, wire_type, payload):
-  key = _varint(number << 3 | wire_type)
-  if wire_type == 2:
-    return key + _varint(len(payload)) + payload
-  return key + payload
-
-
-def _string(number, text):
-  return _field(number, 2, text.encode())
-
-
-def _blob_v2(array):
-  dims = b''.join(_varint(d) for d in array.shape)
-  shape = _field(1, 2, dims)  # BlobShape.dim, packed
-  return _field(7, 2, shape) + _field(
-      5, 2, np.asarray(array, '<f4').tobytes())
-
-
-def _blob_legacy(array):
-  """num/channels/height/width and unpacked float data."""
-  header = b''.join(_field(n, 0, _varint(d))
-                    for n, d in zip((1, 2, 3, 4), array.shape))
-  data = b''.join(_field(5, 5, struct.pack('<f', v))
-                  for v in np.asarray(array, np.float32).ravel())
-  return header + data
-
-
 def _conv_param(dilation, square=True):
   if square:
-    geometry = _field(4, 0, _varint(3)) + _field(3, 0, _varint(dilation))
+    geometry = wire.uint(4, 3) + wire.uint(3, dilation)
   else:
-    geometry = (_field(11, 0, _varint(3)) + _field(12, 0, _varint(3)) +
-                _field(9, 0, _varint(dilation)) +
-                _field(10, 0, _varint(dilation)))
-  return (_field(1, 0, _varint(64)) + geometry +
-          _field(18, 0, _varint(dilation)))
+    geometry = (wire.uint(11, 3) + wire.uint(12, 3) +
+                wire.uint(9, dilation) +
+                wire.uint(10, dilation))
+  return (wire.uint(1, 64) + geometry +
+          wire.uint(18, dilation))
 
 
 def _layer_v2(name, layer_type, blobs=(), convolution=None):
-  message = _string(1, name) + _string(2, layer_type)
-  message += b''.join(_field(7, 2, _blob_v2(b)) for b in blobs)
+  message = wire.string(1, name) + wire.string(2, layer_type)
+  message += b''.join(wire.field(7, 2, wire.blob(b)) for b in blobs)
   if convolution is not None:
-    message += _field(106, 2, convolution)
-  return _field(100, 2, message)
+    message += wire.field(106, 2, convolution)
+  return wire.field(100, 2, message)
 
 
 def test_caffe_parser_on_a_hand_encoded_net():
@@ -470,9 +431,9 @@ def test_caffe_parser_on_a_hand_encoded_net():
   weight = rng.normal(size=(2, 1, 3, 3)).astype(np.float32)
   bias = np.array([0.5, -1.5], np.float32)
   legacy_weight = rng.normal(size=(1, 2, 1, 1)).astype(np.float32)
-  legacy = _field(2, 2, _string(4, 'old_conv') + _field(5, 0, _varint(4)) +
-                  _field(6, 2, _blob_legacy(legacy_weight)))
-  data = (_string(1, 'tiny') + _layer_v2('input', 'Input') +
+  legacy = wire.field(2, 2, wire.string(4, 'old_conv') + wire.uint(5, 4) +
+                  wire.field(6, 2, wire.blob(legacy_weight, legacy=True)))
+  data = (wire.string(1, 'tiny') + _layer_v2('input', 'Input') +
           _layer_v2('conv_a', 'Convolution', [weight, bias],
                     _conv_param(2, square=False)) +
           _layer_v2('relu_a', 'ReLU') + legacy)
@@ -500,7 +461,7 @@ def fake_ircnn(path, dilations=(1, 2, 3, 4, 3, 2, 1), seed=0):
   rng = np.random.default_rng(seed)
   names = ['layer1', 'layer3', 'layer6', 'layer9', 'layer12', 'layer15',
            'layer18']
-  data = _string(1, 'ircnn') + _layer_v2('input', 'Input')
+  data = wire.string(1, 'ircnn') + _layer_v2('input', 'Input')
   convolutions = []
   for index, (name, dilation) in enumerate(zip(names, dilations)):
     out_channels = 1 if index == 6 else 64

@@ -207,8 +207,8 @@ def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
 
   Returns:
     `{'num_images', 'rows': {row: {'psnr', 'ssim', 'lab'?, 'per_step'?}},
-      'per_image': {name: {row: {'psnr', 'ssim', 'lab'?}}}}`, plus
-    `best_fixed_schedule` (its label) with `fixed_schedules`.
+      'per_image': {name: {row: {'psnr', 'ssim', 'lab'?, 'per_step'?}}}}`,
+    plus `best_fixed_schedule` (its label) with `fixed_schedules`.
   """
   per_image, names, schedule_scores, schedule_outputs = [], [], [], []
   for index, (name, corrupted, clean) in enumerate(pairs):
@@ -246,7 +246,7 @@ def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
       'num_images': len(per_image),
       'rows': _mean_rows(per_image),
       'per_image': {
-          name: {row: {k: v[k] for k in _METRICS if k in v}
+          name: {row: {k: v[k] for k in _METRICS + ('per_step',) if k in v}
                  for row, v in rows.items()}
           for name, rows in zip(names, per_image)}}
   if label is not None:

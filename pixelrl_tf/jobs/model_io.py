@@ -38,6 +38,9 @@ from pixelrl_tf.tasks import tasks as tasks_lib
 
 MODEL_CONFIG_FILE = 'model.json'
 TRAIN_DIR = 'train'
+# Checkpoint key of the restoration step count chosen on validation (see
+# `train_lib.train`'s `choose_inference_steps`).
+INFERENCE_STEPS = 'inference_steps'
 
 # Transforms of the observation inside the network, before conv1: 'lab' is
 # the colour models' input (BGR -> (L/100, a/127, b/127); further channels,
@@ -347,6 +350,24 @@ def _restore_checkpoint(network, reward_map, prefix, config_path):
     raise failure from cause
 
 
+def read_inference_steps(prefix: str) -> Optional[int]:
+  """The restoration step count stored with a checkpoint, or None.
+
+  Training stores it in every checkpoint: the task's `t_max`, or with
+  `choose_inference_steps` the count that was best on validation. Imported
+  weights and older runs have none.
+  """
+  key = f'{INFERENCE_STEPS}/.ATTRIBUTES/VARIABLE_VALUE'
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+  except (tf.errors.OpError, ValueError) as error:
+    raise CheckpointError(f'cannot read checkpoint {prefix}: '
+                          f'{_op_error_text(error)}') from None
+  if not reader.has_tensor(key):
+    return None
+  return int(reader.get_tensor(key))
+
+
 def check_finite_variables(prefix: str,
                            modules: Sequence[tf.Module]) -> None:
   """Refuses restored weights that hold NaN or infinite values.
@@ -376,7 +397,10 @@ def load_model(path, dtype_policy=None):
     dtype_policy: Keras dtype policy of the network (see `build_network`).
 
   Returns:
-    `(ModelConfig, FcnActorCritic, RewardMapConv or None)`.
+    `(ModelConfig, FcnActorCritic, RewardMapConv or None)`. The config's
+    `t_max` is the restoration step count stored with the checkpoint when
+    it differs from `model.json`'s (a count chosen on validation, see
+    `read_inference_steps`).
 
   Raises:
     FileNotFoundError: `path` is neither a run directory nor a checkpoint.
@@ -394,4 +418,11 @@ def load_model(path, dtype_policy=None):
                       os.path.join(run_dir, MODEL_CONFIG_FILE))
   check_finite_variables(prefix, [network] + (
       [reward_map] if reward_map is not None else []))
+  steps = read_inference_steps(prefix)
+  if steps is not None and steps != config.t_max:
+    if not 1 <= steps <= config.t_max:
+      raise CheckpointError(
+          f'checkpoint {prefix} stores {steps} restoration steps, outside '
+          f'1..{config.t_max} (the t_max of its model.json)')
+    config = dataclasses.replace(config, t_max=steps)
   return config, network, reward_map

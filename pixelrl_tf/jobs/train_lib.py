@@ -17,10 +17,10 @@ stopped and started again continues exactly where it was.
 Layout of `root_dir` (see `model_io`): `model.json` (the architecture,
 written once the data and initial weights have been read), `run.json` (the
 settings a resume must not change), `train/ckpt-N.*` (network, reward map,
-optimizer, episode counter), `best/ckpt-N.*` and `best.json` (the checkpoint
-with the best validation metric), `operative_config-<episode>.gin` (the gin
-configuration of every start), TensorBoard event files under `train/` and
-`eval/`.
+optimizer, episode counter, restoration step count), `best/ckpt-N.*` and
+`best.json` (the checkpoint with the best validation metric),
+`operative_config-<episode>.gin` (the gin configuration of every start),
+TensorBoard event files under `train/` and `eval/`.
 """
 
 import dataclasses
@@ -292,8 +292,12 @@ class Validator:
     return float(np.mean([self.score(clean, noisy)
                           for _, noisy, clean in self._pairs]))
 
-  def evaluate(self):
-    """Returns `(mean metric, (images [T+1,1,H,W,C], actions [T,1,H,W]))`.
+  def evaluate(self, every_step=False):
+    """Returns `(metric [T] or [1], (images [T+1,1,H,W,C], actions [T,1,H,W]))`.
+
+    Args:
+      every_step: the mean metric after each of the `T` steps (else only
+        after the last one).
 
     The images and actions are those of the first validation image, laid
     out for `summaries.write_episode_images`.
@@ -301,14 +305,27 @@ class Validator:
     values, example = [], None
     for _, noisy, clean in self._pairs:
       outputs, actions = eval_lib.greedy(self._restorer, noisy)
-      values.append(self.score(clean, outputs[-1]))
+      values.append([self.score(clean, image)
+                     for image in (outputs if every_step else outputs[-1:])])
       if example is None:
         example = (np.concatenate([noisy[None], outputs])[:, None],
                    actions[:, None])
-    return float(np.mean(values)), example
+    return [float(v) for v in np.mean(values, axis=0)], example
 
-  def final_report(self):
-    """Input, best fixed action schedule and model on the validation set."""
+  def best_step(self, per_step):
+    """The step count (1..T) with the best of the `[T]` metrics."""
+    values = np.asarray(per_step)
+    return int(np.argmax(values) if self.higher_is_better
+               else np.argmin(values)) + 1
+
+  def final_report(self, inference_steps=None):
+    """Input, best fixed action schedule and model on the validation set.
+
+    Args:
+      inference_steps: the model's restoration step count when it was chosen
+        on validation (its `model` entry is then the metric after that many
+        steps); None: `t_max`.
+    """
     schedules = eval_lib.FixedSchedules(
         self._action_set, self._task.t_max, self._pairs[0][1].shape[-1])
     report = eval_lib.evaluate_images(
@@ -316,13 +333,16 @@ class Validator:
         lab_metric=self._lab, fixed_schedules=schedules)
     key = eval_lib.LAB if self._lab else 'psnr'
     rows = report['rows']
+    per_step = [s[key] for s in rows[eval_lib.MODEL]['per_step']]
+    steps = inference_steps or self._task.t_max
     return {'metric': self.metric_name,
             'input': rows[eval_lib.ORIGINAL][key],
             'best_fixed_schedule': rows[eval_lib.BEST_FIXED][key],
             'best_fixed_schedule_label': report[eval_lib.BEST_FIXED],
-            'model': rows[eval_lib.MODEL][key],
-            'model_per_step': [s[key] for s in rows[eval_lib.MODEL]
-                               ['per_step']]}
+            'model': per_step[steps - 1],
+            'inference_steps': steps,
+            't_max': self._task.t_max,
+            'model_per_step': per_step}
 
 
 def final_report_line(report):
@@ -340,7 +360,12 @@ def final_report_line(report):
             f'{report["best_fixed_schedule_label"]} '
             f'{report["best_fixed_schedule"]:.2f}): ')
   verdict = 'better' if better > 0 else 'WORSE'
-  return text + f'{abs(better):.2f}{unit} {verdict} than the best fixed schedule'
+  text += f'{abs(better):.2f}{unit} {verdict} than the best fixed schedule'
+  steps, t_max = report.get('inference_steps'), report.get('t_max')
+  if steps is not None and steps != t_max:
+    text += (f', after {steps} of {t_max} steps (the count chosen on '
+             'validation)')
+  return text
 
 
 class _Watchdog:
@@ -415,6 +440,7 @@ def train(root_dir,
           summary_interval=50,
           image_summary_interval=500,
           eval_interval=500,
+          choose_inference_steps=False,
           keep_checkpoints=3,
           loss_growth_warning_factor=10.0,
           final_report=True,
@@ -474,6 +500,12 @@ def train(root_dir,
     summary_interval: episodes between scalar summaries.
     image_summary_interval: episodes between image summaries.
     eval_interval: episodes between validations (and best checkpoints).
+    choose_inference_steps: each validation also picks the restoration step
+      count (1..t_max) with the best metric; the checkpoints store it and
+      `eval`, `restore` and `export` restore for that many steps (the
+      paper's configs leave this off and always run `t_max` steps). The
+      validation metric, the best checkpoint and the final report are then
+      those of the chosen count.
     keep_checkpoints: checkpoints kept.
     loss_growth_warning_factor: warn when the loss grows past this factor
       of its first episodes (None: never).
@@ -490,7 +522,8 @@ def train(root_dir,
     Dict with `episode` (episodes done), `val_metric` (last validation
     value or None), `input_metric` (of the corrupted validation inputs),
     `metric` (`'psnr'` or `'lab_distance'`), `best` (`best.json`'s
-    content or None), `final_report` (or None), `interrupted` (signal
+    content or None), `final_report` (or None), `inference_steps` (the
+    restoration step count the checkpoints store), `interrupted` (signal
     name or None), and what the run was built with: `task`,
     `model_config`, `agent_hyperparameters` and `record_gradients`.
 
@@ -543,6 +576,8 @@ def train(root_dir,
   # Model, agent and checkpoint. The episode counter is host bookkeeping, so
   # it lives outside the strategy (a mirrored variable has no int()).
   episode = tf.Variable(0, dtype=tf.int64, name='episode')
+  inference_steps = tf.Variable(task.t_max, dtype=tf.int64,
+                                name=model_io.INFERENCE_STEPS)
   with strategy.scope():
     network = model_io.build_network(config, dtype_policy=dtype_policy)
     optimizer = tf.keras.optimizers.Adam(learning_rate, epsilon=adam_epsilon)
@@ -563,7 +598,8 @@ def train(root_dir,
     optimizer.build(agent.trainable_variables_for_update())
   checkpoint = model_io.model_checkpoint(
       network, agent.reward_map, optimizer=optimizer, episode=episode,
-      train_step=agent.train_step_counter)
+      train_step=agent.train_step_counter,
+      **{model_io.INFERENCE_STEPS: inference_steps})
   train_dir = os.path.join(root_dir, model_io.TRAIN_DIR)
   # Only the chief's checkpoints count; the other workers write theirs (the
   # collective writes need every worker) into a temporary folder.
@@ -613,7 +649,9 @@ def train(root_dir,
       jit_compile)
   validator = Validator(network, action_set, source.validation, task)
   best_manager = tf.train.CheckpointManager(
-      model_io.model_checkpoint(network, agent.reward_map),
+      model_io.model_checkpoint(
+          network, agent.reward_map,
+          **{model_io.INFERENCE_STEPS: inference_steps}),
       os.path.join(root_dir, BEST_DIR) if chief else checkpoint_dir + '_best',
       max_to_keep=1)
   best = _read_best(root_dir)
@@ -674,7 +712,12 @@ def train(root_dir,
                   agent.reward_map.kernel.numpy(), done)
         if len(validator) and (done % eval_interval == 0 or
                                done == num_episodes):
-          val_metric, (images, action_maps) = validator.evaluate()
+          per_step, (images, action_maps) = validator.evaluate(
+              every_step=choose_inference_steps)
+          if choose_inference_steps:
+            inference_steps.assign(validator.best_step(per_step))
+          val_metric = per_step[int(inference_steps) - 1 if
+                                choose_inference_steps else -1]
           worse = watchdog.validation(done, val_metric, input_metric,
                                       validator.higher_is_better,
                                       validator.metric_name)
@@ -683,12 +726,19 @@ def train(root_dir,
               tf.summary.scalar(f'Metrics/val_{validator.metric_name}',
                                 val_metric)
               tf.summary.scalar('Metrics/val_worse_than_input', float(worse))
+              if choose_inference_steps:
+                tf.summary.scalar('Metrics/val_inference_steps',
+                                  int(inference_steps))
+                tf.summary.scalar(
+                    f'Metrics/val_{validator.metric_name}_at_t_max',
+                    per_step[-1])
               summaries.write_episode_images(
                   'validation', images, action_maps, action_set, done,
                   max_outputs=1, bgr=task.bgr)
           if _improves(best, val_metric, validator.higher_is_better):
             best = _save_best(best_manager, root_dir, done,
-                              validator.metric_name, val_metric, chief)
+                              validator.metric_name, val_metric, chief,
+                              int(inference_steps))
         bar_metrics = {'reward': scalars['episode_reward'],
                        'loss': scalars['loss']}
         if val_metric is not None:
@@ -711,7 +761,7 @@ def train(root_dir,
   # did not get to write.
   if (final_report and len(validator) and int(episode) == num_episodes and
       not stop and (episodes_this_run or not tf.io.gfile.exists(report_path))):
-    report = validator.final_report()
+    report = validator.final_report(int(inference_steps))
     print(final_report_line(report), file=progress_stream)
     if chief:
       files.write_text_atomically(report_path, json.dumps(report, indent=2))
@@ -724,6 +774,7 @@ def train(root_dir,
   return {'episode': int(episode), 'val_metric': val_metric,
           'input_metric': input_metric, 'metric': validator.metric_name,
           'best': best, 'final_report': report,
+          'inference_steps': int(inference_steps),
           'interrupted': stop.signal_name,
           'task': task, 'model_config': config,
           'agent_hyperparameters': agent.hyperparameters,
@@ -833,9 +884,11 @@ def _improves(best, value, higher_is_better):
   return value > best['value'] if higher_is_better else value < best['value']
 
 
-def _save_best(manager, root_dir, episode, metric, value, chief):
+def _save_best(manager, root_dir, episode, metric, value, chief,
+               inference_steps):
   path = _save_checkpoint(manager, episode)
   best = {'episode': episode, 'metric': metric, 'value': value,
+          'inference_steps': inference_steps,
           'checkpoint': os.path.relpath(path, root_dir)}
   if chief:
     files.write_text_atomically(os.path.join(root_dir, BEST_FILE),
