@@ -562,9 +562,13 @@ def report_markdown(results: Dict[str, Any]) -> str:
       lines.append(f'| {curve_titles[row]} | ' + ' | '.join(
           _cell(v, 2) for v in per_step[row]) + ' |')
   margin = results['rows'][eval_lib.MODEL]['margin_over_best_fixed']
-  verdict = 'better' if margin > 0 else 'WORSE'
-  lines += ['', f'The latest model is {abs(margin):.2f}{unit} {verdict} than '
-            f'the best fixed schedule ({results["best_fixed_schedule"]}).']
+  if round(margin, 2) == 0:
+    verdict = 'level with'
+  else:
+    verdict = f'{abs(margin):.2f}{unit} ' + (
+        'better than' if margin > 0 else 'WORSE than')
+  lines += ['', f'The latest model is {verdict} the best fixed schedule '
+            f'({results["best_fixed_schedule"]}).']
   return '\n'.join(lines) + '\n'
 
 
