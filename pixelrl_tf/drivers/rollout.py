@@ -189,20 +189,21 @@ def _run_loop(environment, policy, policy_state, t_max, seeds, keep_images):
             abs_rewards.write(t, tf.reduce_mean(tf.abs(
                 next_time_step.reward))))
 
-  # The policy state starts as a broadcastable zero map and takes the
-  # image's size after the first step.
-  state_invariants = tf.nest.map_structure(
-      lambda s: tf.TensorShape([None] * s.shape.rank), policy_state)
   if keep_images:
     step_images = step_images.write(0, images)
+  # The policy state starts as a broadcastable zero map and takes the
+  # image's size in the first step, which therefore runs before the loop:
+  # inside it every shape stays the same, as XLA requires.
+  first = body(tf.constant(0), images, policy_state, step_images,
+               step_actions, step_rewards, abs_rewards)
+  state_invariants = tf.nest.map_structure(
+      lambda s: tf.TensorShape([None] * s.shape.rank), first[2])
   loop = tf.while_loop(
-      lambda t, *_: t < t_max, body,
-      (tf.constant(0), images, policy_state, step_images, step_actions,
-       step_rewards, abs_rewards),
+      lambda t, *_: t < t_max, body, first,
       shape_invariants=(tf.TensorShape([]), images.shape, state_invariants,
                         tf.TensorShape(None), tf.TensorShape(None),
                         tf.TensorShape(None), tf.TensorShape(None)),
-      maximum_iterations=t_max)
+      maximum_iterations=t_max - 1)
   _, images, policy_state, step_images, step_actions, step_rewards, \
       abs_rewards = loop
   environment.resume(images, t_max)
