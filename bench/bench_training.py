@@ -384,6 +384,11 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
   latest = model_io.resolve_checkpoint(root_dir)[1]
   # The whole t_max curve; a step count chosen on validation picks from it.
   t_max = model_io.read_model_config(root_dir).t_max
+
+  def steps_of(prefix):
+    """The step count a checkpoint restores for (t_max when none stored)."""
+    return model_io.read_inference_steps(prefix) or t_max
+
   config, restorer = eval_lib.load_restorer(latest, t_max=t_max)
   schedules = ScoredSchedules(config.get_action_set(), restorer.t_max,
                               triples, lab_metric)
@@ -393,7 +398,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
   rows, per_image = report['rows'], report['per_image']
   checkpoints = {eval_lib.MODEL: {
       'checkpoint': latest, 'episode': checkpoint_episode(latest),
-      'inference_steps': model_io.read_inference_steps(latest) or t_max}}
+      'inference_steps': steps_of(latest)}}
   _use_inference_steps(rows, per_image, eval_lib.MODEL,
                        checkpoints[eval_lib.MODEL]['inference_steps'])
   best_path = os.path.join(root_dir, train_lib.BEST_FILE)
@@ -401,6 +406,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
     with open(best_path) as f:
       best = json.load(f)
     prefix = os.path.join(root_dir, best['checkpoint'])
+    best_steps = steps_of(prefix)
     same = os.path.realpath(prefix) == os.path.realpath(latest) or (
         best.get('episode') is not None and
         best['episode'] == checkpoint_episode(latest))
@@ -417,11 +423,10 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
       rows[BEST_CHECKPOINT] = best_report['rows'][eval_lib.MODEL]
       for name, values in best_report['per_image'].items():
         per_image[name][BEST_CHECKPOINT] = values[eval_lib.MODEL]
-      _use_inference_steps(rows, per_image, BEST_CHECKPOINT,
-                           model_io.read_inference_steps(prefix) or t_max)
+      _use_inference_steps(rows, per_image, BEST_CHECKPOINT, best_steps)
     checkpoints[BEST_CHECKPOINT] = {
         'checkpoint': prefix, 'episode': best.get('episode'),
-        'inference_steps': model_io.read_inference_steps(prefix) or t_max,
+        'inference_steps': best_steps,
         'validation': {'metric': best.get('metric'),
                        'value': best.get('value')},
         'same_as_latest': same}
