@@ -124,7 +124,8 @@ def bench_episode(batch_size, repeats, filters=64, use_conv_gru=True,
   shape = [batch_size, CROP, CROP, 1]
   spec = tf.TensorSpec(shape, tf.float32)
   clean = tf.random.uniform(shape, seed=1)
-  train = tf.function(learner.run, jit_compile=jit_compile or None,
+  train = tf.function(learner.run, autograph=False,
+                      jit_compile=jit_compile or None,
                       input_signature=[spec, spec,
                                        tf.TensorSpec([], tf.int64)])
 
@@ -134,7 +135,8 @@ def bench_episode(batch_size, repeats, filters=64, use_conv_gru=True,
             images, images), T_MAX, seed=tf.constant([0, 0], tf.int64))
     return tf.reduce_sum(episode.step_rewards)
 
-  collect = tf.function(collect, jit_compile=jit_compile or None,
+  collect = tf.function(collect, autograph=False,
+                        jit_compile=jit_compile or None,
                         input_signature=[spec])
   total = _median_seconds(
       lambda: train(clean, clean, tf.constant(0, tf.int64))[

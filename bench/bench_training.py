@@ -97,6 +97,7 @@ import tensorflow as tf
 from pixelrl_tf import cli
 from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
+from pixelrl_tf.data import known_files
 from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.data import text_overlay
 from pixelrl_tf.io import files
@@ -596,10 +597,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help='Episodes of the first chunk with --max_minutes.')
   parser.add_argument('--skip_training', action='store_true',
                       help='Evaluate the run as it is.')
-  parser.add_argument('--test_dir', help='Folder of clean test images.')
+  parser.add_argument('--test_dir', help='Folder of clean test images, or '
+                      'a known data set (bsd432).')
   parser.add_argument('--test_list', help='List of the files of --test_dir.')
-  parser.add_argument('--test_input_dir', help='Corrupted inputs (paired).')
-  parser.add_argument('--test_target_dir', help='Targets (paired).')
+  parser.add_argument('--test_input_dir', help='Corrupted inputs (paired): '
+                      'a folder or a known data set (fpop_train_input).')
+  parser.add_argument('--test_target_dir', help='Targets (paired): a folder '
+                      'or a known data set (fpop_train_target).')
   parser.add_argument('--test_ids', help='List of the stems of a paired set.')
   parser.add_argument('--max_test_images', type=int, default=None,
                       help='Use the first K test images.')
@@ -620,6 +624,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.error('--first_chunk_episodes must be positive')
   if args.skip_training and (args.num_episodes or args.max_minutes):
     parser.error('--skip_training takes no training budget')
+  for flag in ('test_dir', 'test_input_dir', 'test_target_dir'):
+    value = getattr(args, flag)
+    if value is None or os.path.exists(value):
+      continue  # A path is kept as given (the report records it).
+    try:
+      setattr(args, flag, str(known_files.resolve_path_or_name(
+          value, what=f'--{flag}')))
+    except (known_files.KnownFileError, FileNotFoundError) as error:
+      parser.error(str(error))
   return args
 
 

@@ -8,7 +8,9 @@ pixelrl_tf.train`), then trains the same run in a second folder, SIGKILLing
 it `--kills` times at seeded random moments and starting it again with the
 same arguments after each kill, and lets the last start finish. Prints a
 table of the kills (when, what the start had done, the checkpoint it left,
-the episode the next start resumed from, stray files) and compares the two
+the episode the next start resumed from, stray files, and with the fork
+launcher what the start was doing when the signal came: `kill_test`'s phase
+tracker keeps it in a file) and compares the two
 runs: every variable of the final checkpoint (network, optimizer slots and
 learning rate, `episode`, `train_step`), `model.json`, `run.json`,
 `best.json` with `best/`, the `checkpoint` files and `final_report.json`.
@@ -79,8 +81,8 @@ class _CommandLauncher:
     self._log = None
     self._started = None
 
-  def start(self, argv, kill_at, log):
-    del kill_at
+  def start(self, argv, kill_at, log, phase_file=None):
+    del kill_at, phase_file  # A plain command reports no phase.
     self._log = open(log, 'w')
     self._started = time.monotonic()
     self._process = subprocess.Popen(
@@ -239,7 +241,9 @@ def _run_interrupted(launcher, run: pathlib.Path, logs: pathlib.Path, args,
     log = logs / f'start-{index:02d}.log'
     window, offset = (_draw_moment(rng, from_start_seconds, window_seconds)
                       if index < args.kills else (None, None))
-    pid = launcher.start(_argv(run, args), None, str(log))
+    phase_file = logs / f'start-{index:02d}.phase'
+    pid = launcher.start(_argv(run, args), None, str(log),
+                         phase_file=str(phase_file))
     started = time.monotonic()
     killed_after, first_progress = _kill_when_due(launcher, pid, log,
                                                   started, window, offset)
@@ -258,6 +262,8 @@ def _run_interrupted(launcher, run: pathlib.Path, logs: pathlib.Path, args,
                            else round(killed_after, 3)),
         'first_progress_line_s': (None if first_progress is None
                                   else round(first_progress, 3)),
+        'phase_at_kill': (kill_test.read_phase(str(phase_file))
+                          if killed_after is not None else None),
         'returncode': result['returncode'],
         'seconds': round(result['seconds'], 3),
         'resumed_from': resumed_from,
@@ -276,7 +282,8 @@ def _run_interrupted(launcher, run: pathlib.Path, logs: pathlib.Path, args,
       return starts
 
 
-_HEADER = (f'{"start":>5} {"window":19} {"kill at s":>9} {"rc":>3} '
+_HEADER = (f'{"start":>5} {"window":19} {"kill at s":>9} '
+           f'{"what the start was doing":34} {"rc":>3} '
            f'{"resumed":>7} {"ckpt":>4} {"kept":>4}  stray files')
 
 
@@ -284,11 +291,21 @@ def _row(record: Dict[str, object]) -> str:
   killed = ('-' if record['killed_after_s'] is None
             else f'{record["killed_after_s"]:.2f}')
   return (f'{record["start"]:5d} {record["window"] or "(to the end)":19} '
-          f'{killed:>9} {record["returncode"]:3d} '
+          f'{killed:>9} {(record["phase_at_kill"] or "-")[:34]:34} '
+          f'{record["returncode"]:3d} '
           f'{str(record["resumed_from"]):>7} '
           f'{str(record["latest_checkpoint_after"]):>4} '
           f'{record["episodes_kept"]:4d}  '
           f'{" ".join(record["stray_files_after"])}')
+
+
+def _count_phases(kills: List[Dict[str, object]]) -> Dict[str, int]:
+  """Kills per phase, episodes folded together (`episode N` -> `episode`)."""
+  counts = {}
+  for kill in kills:
+    phase = re.sub(r' \d+$', '', kill['phase_at_kill'] or 'unknown')
+    counts[phase] = counts.get(phase, 0) + 1
+  return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def main():
@@ -347,6 +364,7 @@ def main():
           not s['trained_an_episode'] for s in kills),
       'kills_after_it': sum(s['trained_an_episode'] for s in kills),
       'kills_that_kept_episodes': sum(s['episodes_kept'] > 0 for s in kills),
+      'kills_by_phase': _count_phases(kills),
       'starts': len(starts),
       'completed': starts[-1]['returncode'] == 0,
       'every_start_resumed_from_the_latest_checkpoint': all(

@@ -1,6 +1,6 @@
 r"""Greedy restoration quality under XLA and mixed precision.
 
-  python bench/precision_check.py [--npz=PATH] [--max_images=6]
+  python bench/precision_check.py [--npz=NAME_OR_PATH] [--max_images=6]
       [--output_json=bench/results/precision.json]
 
 Imports the authors' released sigma-25 "+convGRU+RMC" model and restores
@@ -30,14 +30,14 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from pixelrl_tf import metrics  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import datasets  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.data import known_files  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import noise as noise_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import import_weights_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import restore_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 
-DEFAULT_NPZ = os.path.join(
-    os.path.dirname(__file__), '..', '..', 'shared', 'data',
-    'official_weights', 'denoise_with_convGRU_and_RMC', 'pretrained_25.npz')
+# A known name (data root, cache or a checked download), or a path.
+DEFAULT_NPZ = 'gru_rmc_sigma25'
 
 
 def _settings():
@@ -50,13 +50,18 @@ def _settings():
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--npz', default=DEFAULT_NPZ)
+  parser.add_argument('--npz', default=DEFAULT_NPZ,
+                      help='Released .npz: a known name or a path.')
   parser.add_argument('--max_images', type=int, default=6)
   parser.add_argument('--output_json',
                       default='bench/results/precision.json')
   args = parser.parse_args()
+  try:
+    npz = str(known_files.resolve_path_or_name(args.npz, what='--npz'))
+  except (known_files.KnownFileError, FileNotFoundError) as error:
+    parser.error(str(error))
   run_dir = os.path.join(tempfile.mkdtemp(prefix='precision_'), 'run')
-  import_weights_lib.import_npz(args.npz, run_dir)
+  import_weights_lib.import_npz(npz, run_dir)
   images = datasets.default_images(1)[:args.max_images]
   pairs = list(noise_lib.noisy_pairs(images, noise_lib.parse_noise(
       'gaussian:25'), seed=0))
@@ -93,7 +98,9 @@ def main():
                  f', {os.cpu_count()} cores',
       'gpu': [d.name for d in tf.config.list_physical_devices('GPU')],
       'date': time.strftime('%Y-%m-%d'), 'tensorflow': tf.__version__,
-      'model': os.path.relpath(args.npz), 'noise': 'gaussian:25',
+      'model': (args.npz if args.npz in known_files.REGISTRY else
+                os.path.relpath(npz)),
+      'noise': 'gaussian:25',
       'images': [name for name, _, _ in pairs], 'rows': rows}
   files.write_text_atomically(args.output_json, json.dumps(results, indent=2))
 

@@ -6,7 +6,9 @@ r"""Downloads known weights and data sets once, checked, into the cache.
 
 Prints `name: path` per name. What the data root (PIXELRL_DATA_ROOT) or the
 cache (PIXELRL_CACHE_DIR, default ~/.keras/pixelrl_tf) already holds is not
-fetched again. See docs/data.md.
+fetched again. The colour pairs (`fpop_train`) arrive as the source's 16-bit
+TIFFs and are stored as the data root's 8-bit PNGs, both checked. See
+docs/data.md.
 """
 
 from absl import app

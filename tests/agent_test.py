@@ -311,7 +311,8 @@ def _one_learner_episode(record_gradients, use_conv_gru, use_rmc, t_max,
       noise_model=noise_lib.parse_noise('gaussian:25'),
       record_gradients=record_gradients)
   clean = tf.random.stateless_uniform([3, 8, 7, 1], [1, 2])
-  run = tf.function(learner.run) if traced else learner.run
+  run = (tf.function(learner.run, autograph=False) if traced
+         else learner.run)
   result = run(clean, clean, tf.constant(0, tf.int64))
   after = [v.numpy() for v in agent.trainable_variables_for_update()]
   return before, after, result
@@ -348,3 +349,29 @@ def test_gradient_clipping_bounds_the_applied_step():
   assert norm > 1e-2
   # SGD(0.5) moves the weights by 0.5 x the clipped gradient (norm 1e-3).
   np.testing.assert_allclose(_norm(before, after), 0.5e-3, rtol=1e-3)
+
+
+def test_a_non_finite_update_leaves_weights_and_optimizer_untouched():
+  time_step_spec, action_spec = _specs(1, 2, 1, 2)
+  net = _ConstantNetwork(time_step_spec.observation, 2, 1.0)
+  optimizer = tf.keras.optimizers.Adam(0.1)
+  agent = pixel_a2c_agent.PixelA2CAgent(
+      time_step_spec, action_spec, net, optimizer, gamma=0.5,
+      entropy_coef=0.01, value_loss_coef=0.5)
+  obs = [np.zeros((1, 1, 2, 1), np.float32)] * 3
+  actions = [np.array([[[0, 1]]]), np.array([[[1, 1]]])]
+  finite = [np.array([[[1.0, 3.0]]]), np.array([[[2.0, 0.0]]])]
+  agent.train(_experience(obs, actions, finite))
+  before = [v.numpy().copy() for v in net.variables + optimizer.variables]
+  assert int(optimizer.iterations) == 1
+  infinite = [np.array([[[np.inf, 3.0]]]), np.array([[[2.0, np.nan]]])]
+  info = agent.train(_experience(obs, actions, infinite))
+  assert not bool(info.extra.applied)
+  assert not np.isfinite(float(info.extra.gradient_norm))
+  after = [v.numpy() for v in net.variables + optimizer.variables]
+  assert int(optimizer.iterations) == 1
+  for got, want in zip(after, before):
+    np.testing.assert_array_equal(got, want)
+  # The next finite update is applied as usual.
+  info = agent.train(_experience(obs, actions, finite))
+  assert bool(info.extra.applied) and int(optimizer.iterations) == 2

@@ -5,7 +5,9 @@ input (missing, empty, truncated, corrupt images; NaN, infinite or
 out-of-range float images; an empty folder; corrupt or foreign `.npz`,
 `.caffemodel` and checkpoint files; NaN weights; images smaller than the
 training crop; a gray model given colour pairs; an output that cannot be
-written) the command must exit with status 1 and print exactly one line,
+written: a path under a regular file, a real full disk and a real read-only
+disk, tmpfs mounts made by `disks`) the command must exit with status 1 and
+print exactly one line,
 `error: ...`, and no traceback; what was where it would write must be
 unchanged. `--debug` (or `PIXELRL_DEBUG=1`) adds the traceback. Valid but
 unusual files (16-bit, alpha, gray + alpha, palette, 4-channel, float) are
@@ -36,6 +38,7 @@ from PIL import Image
 import pytest
 
 from conftest import PROJECT_ROOT
+import disks
 from pixelrl_tf import cli
 from pixelrl_tf.data import known_files
 from pixelrl_tf.jobs import model_io
@@ -45,7 +48,7 @@ COMMANDS = ('restore', 'eval', 'export', 'import_weights', 'saliency_edit',
 _PARALLEL_PROCESSES = 2
 _TIMEOUT_SECONDS = 600
 _TRACEBACK = 'Traceback (most recent call last)'
-_PROGRESS = re.compile(r'^\[\d+\] ')
+_PROGRESS = re.compile(r'^(\[\d+\] |episode \d+/\d+ )')
 _SENTINEL = b'sentinel: must not be modified\n'
 _DEBUG_ENV = {cli.DEBUG_ENV: '1'}
 
@@ -100,6 +103,7 @@ class Case:
     success: the command must succeed (status 0); `notes` must appear.
     notes: texts that must appear in stdout + stderr of a success.
     progress_first: the command may print progress lines (`[N] name`,
+      `episode N/M ...`,
       `note: ...`) before it fails (it failed writing its results).
   """
   name: str
@@ -482,6 +486,15 @@ def _saliency_cases(base, images, models):
       Case('--debug', ['--debug', f'--image={images["truncated"]}'] + rest,
            'truncated or corrupt PNG', watch, debug=True),
   ]
+  # The four outputs are written together: one that cannot be written (a
+  # folder in its place) leaves the other three as they were.
+  blocked = _sentinel_folder(base / 'saliency_group', 'a_colour_edited.png',
+                             'a_colour_actions.png', 'a_colour_saliency.png')
+  (blocked / 'a_colour_metrics.json').mkdir()
+  cases.append(Case('one output cannot be written',
+                    good + [f'--mask={mask}', f'--output={blocked}'] +
+                    rest[2:], 'Is a directory', [blocked],
+                    progress_first=True))
   return cases
 
 
@@ -541,6 +554,109 @@ def _train_cases(base, images, models):
   cases.append(Case('--debug', ['--debug'] + args, 'smaller than the', watch,
                     debug=True))
   return cases
+
+
+# Every command that writes, on a real full and a real read-only disk: the
+# folder (on the disk) each one writes into.
+_DISK_FOLDERS = ('restore', 'eval', 'export', 'import', 'saliency', 'set',
+                 'train')
+_DISK_ERRORS = {'full disk': 'No space left on device',
+                'read-only disk': 'Read-only file system'}
+
+
+def _mask_file(images):
+  """A saliency mask the size of `images['good_colour']`."""
+  return _write(images['good_colour'].parent.parent / 'mask_24x20.png',
+                _png(np.where(_gradient(24, 20) > 100, 255, 0).astype(
+                    np.uint8)))
+
+
+def _mount_disks(base):
+  """`{kind: mounted folder or None}`, each holding `kept.txt` sentinels."""
+  def populate(root):
+    for name in _DISK_FOLDERS:
+      _sentinel_folder(root / name, 'kept.txt')
+
+  full = disks.small_disk(base / 'full_disk', free_bytes=1 << 16)
+  if full is not None:
+    populate(full)
+    disks.fill(full)
+  return {'full disk': full,
+          'read-only disk': disks.read_only_disk(base / 'ro_disk', populate)}
+
+
+def _disk_cases(mounts, images, models):
+  """`{command: cases}` writing into the mounted disks."""
+  tiny = PROJECT_ROOT / 'configs' / 'tiny.gin'
+  mask = _mask_file(images)
+  cases = {}
+  for kind, root in mounts.items():
+    if root is None:
+      continue
+    expect = _DISK_ERRORS[kind]
+
+    def case(command, folder, args, progress_first=False):
+      cases.setdefault(command, []).append(Case(
+          f'{kind}: {folder}', args, expect, [root / folder],  # pylint: disable=cell-var-from-loop
+          progress_first=progress_first))  # pylint: disable=cell-var-from-loop
+
+    case('restore', 'restore', [
+        f'--model={models["gray"]}', f'--input={images["good_gray"]}',
+        f'--output={root / "restore" / "out"}'])
+    case('eval', 'eval', [
+        f'--checkpoint={models["gray"]}',
+        f'--data_dir={images["good_gray"].parent}',
+        f'--output_json={root / "eval" / "report.json"}'],
+         progress_first=True)
+    case('export', 'export', [f'--root_dir={models["gray"]}',
+                              f'--export_base={root / "export"}',
+                              '--model_name=m'])
+    case('import_weights', 'import', [
+        f'--npz={models["npz"]}', f'--output_dir={root / "import" / "run"}'])
+    case('saliency_edit', 'saliency', [
+        f'--image={images["good_colour"]}', f'--mask={mask}',
+        f'--output={root / "saliency"}', '--episodes=1', '--t_max=1',
+        '--gin_bindings=edit_image.filters=4'], progress_first=True)
+    case('make_restoration_set', 'set', [
+        f'--input_dir={images["good_gray"].parent}', '--seed=0',
+        f'--output_dir={root / "set" / "out"}'], progress_first=True)
+    case('train', 'train', [
+        f'--gin_file={tiny}', f'--root_dir={root / "train" / "run"}',
+        f"--gin_bindings=train.data_source = '{images['good_gray'].parent}'",
+        '--gin_bindings=train.validation_source = None'])
+  return cases
+
+
+def _offline_name_cases(base, images, models):
+  """`{command: cases}`: a known name on a fresh machine (no data root, an
+  empty cache, offline) is one line naming it and the command that gets it."""
+  env = {known_files.CACHE_DIR_ENV: str(base / 'fresh_cache'),
+         known_files.OFFLINE_ENV: '1'}
+  watch = [base / 'fresh_cache', base / 'fresh_out']
+
+  def case(name, args):
+    return Case(f'offline, fresh machine: {name}', args,
+                f'`python -m pixelrl_tf.download {name}`', watch, env=env)
+
+  mask = _mask_file(images)
+  return {
+      'restore': [case('bsd68', [
+          f'--model={models["gray"]}', '--input=bsd68',
+          f'--output={base / "fresh_out" / "restore"}'])],
+      'eval': [case('bsd68', [f'--checkpoint={models["gray"]}',
+                              '--data_dir=bsd68'])],
+      'import_weights': [case('gru_rmc_sigma25', [
+          '--npz=gru_rmc_sigma25',
+          f'--output_dir={base / "fresh_out" / "import"}'])],
+      'saliency_edit': [case('color_init', [
+          f'--image={images["good_colour"]}', f'--mask={mask}',
+          f'--output={base / "fresh_out" / "saliency"}', '--episodes=1',
+          '--t_max=1', '--init=color_init'])],
+      'make_restoration_set': [case('bsd68', [
+          '--input_dir=bsd68', '--seed=0',
+          f'--output_dir={base / "fresh_out" / "set"}'])],
+      'download': [case('gru_sigma25', ['gru_sigma25'])],
+  }
 
 
 def _download_cases(base):
@@ -611,7 +727,18 @@ def _run_driver(command, cases, folder) -> Tuple[List[Outcome], str]:
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+def mounts(tmp_path_factory):
+  """The real full and read-only disks (None each where none can be made)."""
+  base = tmp_path_factory.mktemp('disks')
+  mounted = _mount_disks(base)
+  yield mounted
+  for root in mounted.values():
+    if root is not None:
+      disks.unmount(root)
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory, mounts):
   """`{command: [(case, outcome, snapshots before)]}` and driver stderr."""
   base = tmp_path_factory.mktemp('bad_input')
   images = _image_files(base / 'images')
@@ -627,6 +754,11 @@ def runs(tmp_path_factory):
       'download': _download_cases(base),
   }
   assert set(cases) == set(COMMANDS)
+  for command, disk_cases in _disk_cases(mounts, images, models).items():
+    cases[command] += disk_cases
+  for command, name_cases in _offline_name_cases(base, images,
+                                                 models).items():
+    cases[command] += name_cases
   before = {command: [{str(path): _snapshot(path) for path in case.watch}
                       for case in command_cases]
             for command, command_cases in cases.items()}
@@ -691,6 +823,15 @@ def test_bad_input_is_one_line_and_overwrites_nothing(runs, command):
   assert not problems, '\n'.join(problems)
   assert _TRACEBACK not in driver_stderr, driver_stderr[-3000:]
   assert any(case.debug for case, _, _ in results)
+
+
+def test_every_writing_command_met_a_full_and_a_read_only_disk(runs, mounts):
+  if any(root is None for root in mounts.values()):
+    pytest.skip(disks.MOUNT_UNAVAILABLE)
+  for command in set(COMMANDS) - {'download'}:
+    names = [case.name for case, _, _ in runs[command][0]]
+    for kind in _DISK_ERRORS:
+      assert any(name.startswith(kind) for name in names), (command, kind)
 
 
 # ---------------------------------------------------------------------------

@@ -214,9 +214,9 @@ def test_cli_data_dir_takes_a_known_name(tiny_run, image_folder, tmp_path):
   assert offline.returncode == 1
   lines = offline.stderr.strip().splitlines()
   assert len(lines) == 1, offline.stderr
-  assert lines[0].startswith('error: bsd68_list (BSD68_test_list.txt) is not '
+  assert lines[0].startswith('error: bsd68 (BSD68_gray_test) is not '
                              'available'), lines
-  assert '`python -m pixelrl_tf.download bsd68_list`' in lines[0]
+  assert '`python -m pixelrl_tf.download bsd68`' in lines[0]
   assert not (tmp_path / 'cache').exists()
 
 

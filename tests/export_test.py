@@ -1,9 +1,14 @@
 """Tests of the in-graph restoration module and the TF Serving export."""
 
+import errno
 import http.server
 import importlib.util
 import json
 import os
+import re
+import signal
+import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -371,10 +376,208 @@ def test_a_failed_save_leaves_no_version(exports, tmp_path, monkeypatch):
   monkeypatch.setattr(export_lib, '_save_policy', failing_save)
   with pytest.raises(OSError, match='disk full'):
     export_lib.export_model(run_dir, str(tmp_path), 'fcn')
-  # The restoration model was written, but neither version appeared and no
-  # temporary folder is left behind.
+  # Nothing was renamed into place and no temporary folder or reservation is
+  # left behind.
   assert os.listdir(tmp_path / 'fcn') == []
   assert os.listdir(tmp_path / ('fcn' + export_lib.POLICY_SUFFIX)) == []
+
+
+def _run_dir(exports, variant):
+  _, _, result = exports[variant]
+  return os.path.join(os.path.dirname(os.path.dirname(
+      os.path.dirname(result.model_dir))), 'runs', variant)
+
+
+def _write_placeholder(config, network, path):
+  """Stands in for a SavedModel writer where only the folders matter."""
+  del config, network
+  with open(os.path.join(path, 'saved_model.pb'), 'wb'):
+    pass
+
+
+def _use_placeholders(monkeypatch):
+  monkeypatch.setattr(export_lib, '_save_policy', _write_placeholder)
+  monkeypatch.setattr(export_lib, '_save_restoration_model',
+                      _write_placeholder)
+
+
+def _assert_versions(export_base, name, versions):
+  """Exactly `versions` under NAME and NAME_policy, and nothing hidden."""
+  for folder in (name, name + export_lib.POLICY_SUFFIX):
+    assert sorted(os.listdir(os.path.join(export_base, folder))) == versions
+
+
+def test_a_failed_model_save_leaves_no_version(exports, tmp_path,
+                                               monkeypatch):
+  run_dir = _run_dir(exports, 'fcn')
+
+  def failing_save(config, network, path):
+    _write_placeholder(config, network, path)
+    raise tf.errors.ResourceExhaustedError(None, None, 'disk full')
+
+  monkeypatch.setattr(export_lib, '_save_restoration_model', failing_save)
+  with pytest.raises(OSError, match='disk full'):
+    export_lib.export_model(run_dir, str(tmp_path), 'fcn')
+  # The policy was written first, but neither it nor the restoration model
+  # appeared, and no temporary folder or reservation is left behind.
+  _assert_versions(tmp_path, 'fcn', [])
+  _use_placeholders(monkeypatch)
+  assert export_lib.export_model(run_dir, str(tmp_path), 'fcn').version == 1
+  _assert_versions(tmp_path, 'fcn', ['1'])
+
+
+def test_a_failed_model_rename_takes_the_policy_back(exports, tmp_path,
+                                                      monkeypatch):
+  run_dir = _run_dir(exports, 'fcn')
+  _use_placeholders(monkeypatch)
+  rename = os.rename
+  model_dir = os.path.join(str(tmp_path), 'fcn', '1')
+
+  def failing_rename(src, dst):
+    if dst == model_dir:
+      raise OSError(errno.EIO, 'cannot rename', dst)
+    rename(src, dst)
+
+  monkeypatch.setattr(os, 'rename', failing_rename)
+  with pytest.raises(OSError, match='cannot rename'):
+    export_lib.export_model(run_dir, str(tmp_path), 'fcn')
+  # The policy had been renamed into place; it is gone again.
+  _assert_versions(tmp_path, 'fcn', [])
+  monkeypatch.setattr(os, 'rename', rename)
+  assert export_lib.export_model(run_dir, str(tmp_path), 'fcn').version == 1
+  _assert_versions(tmp_path, 'fcn', ['1'])
+
+
+# Exports version 1 and, while writing its restoration model, version 2;
+# kills itself (SIGKILL) between the two renames of version 2.
+_KILLED_EXPORT_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from pixelrl_tf.jobs import export_lib
+    run_dir, export_base = sys.argv[1:]
+    save_policy = export_lib._save_policy
+    model_saves = []
+
+    def save_first_policy(config, network, path):
+      if model_saves:
+        open(os.path.join(path, 'saved_model.pb'), 'wb').close()
+      else:
+        save_policy(config, network, path)
+
+    def save_model(config, network, path):
+      open(os.path.join(path, 'saved_model.pb'), 'wb').close()
+      model_saves.append(path)
+      if len(model_saves) == 1:
+        export_lib.export_model(run_dir, export_base, 'fcn')
+
+    rename = os.rename
+
+    def rename_or_die(src, dst):
+      if dst == os.path.join(export_base, 'fcn', '2'):
+        os.kill(os.getpid(), signal.SIGKILL)
+      rename(src, dst)
+
+    export_lib._save_policy = save_first_policy
+    export_lib._save_restoration_model = save_model
+    os.rename = rename_or_die
+    export_lib.export_model(run_dir, export_base, 'fcn')
+    """)
+
+
+def test_exports_after_a_killed_export_sweep_its_leftovers(
+    exports, tmp_path, monkeypatch):
+  run_dir = _run_dir(exports, 'fcn')
+  killed = _run([sys.executable, '-c', _KILLED_EXPORT_SCRIPT, run_dir,
+                 str(tmp_path)], cwd=PROJECT_ROOT)
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+  model_base = tmp_path / 'fcn'
+  policy_base = tmp_path / ('fcn' + export_lib.POLICY_SUFFIX)
+  left = sorted(os.listdir(model_base))
+  assert [name for name in left if not name.endswith('.tmp')] == [
+      '.1.reserved', '.2.reserved']
+  assert len(left) == 4  # One temporary restoration model per version.
+  policy_left = sorted(os.listdir(policy_base))
+  assert policy_left[-1] == '2'  # Renamed just before the kill.
+  assert len(policy_left) == 2 and policy_left[0].startswith('.1.')
+  assert (policy_base / policy_left[0] / 'saved_model.pb').is_file()
+  _use_placeholders(monkeypatch)
+  # Both versions are free again, and nothing of the killed export is left.
+  assert export_lib.export_model(run_dir, str(tmp_path), 'fcn').version == 1
+  assert export_lib.export_model(run_dir, str(tmp_path), 'fcn',
+                                 version=2).version == 2
+  _assert_versions(tmp_path, 'fcn', ['1', '2'])
+
+
+def test_reservations_of_running_exports_are_left_alone(exports, tmp_path,
+                                                        monkeypatch):
+  run_dir = _run_dir(exports, 'fcn')
+  _use_placeholders(monkeypatch)
+  model_base = tmp_path / 'fcn'
+  owners = {1: {'host': 'another-host.invalid', 'pid': 4321, 'start': '7'},
+            2: {'host': socket.gethostname(), 'pid': os.getpid()}}
+  for version, owner in owners.items():
+    reservation = model_base / f'.{version}.reserved'
+    reservation.mkdir(parents=True)
+    (reservation / 'owner.json').write_text(json.dumps(owner))
+  assert export_lib.export_model(run_dir, str(tmp_path), 'fcn').version == 3
+  with pytest.raises(FileExistsError) as raised:
+    export_lib.export_model(run_dir, str(tmp_path), 'fcn', version=2)
+  assert f'process {os.getpid()} on this host' in str(raised.value)
+  with pytest.raises(FileExistsError) as raised:
+    export_lib.export_model(run_dir, str(tmp_path), 'fcn', version=1)
+  owner_file = model_base / '.1.reserved' / 'owner.json'
+  message = str(raised.value)
+  assert 'process 4321 on host another-host.invalid' in message
+  assert f'delete {owner_file}' in message
+  assert '\n' not in message
+  # Deleting the owner file, as the message says, frees the version.
+  owner_file.unlink()
+  assert export_lib.export_model(run_dir, str(tmp_path), 'fcn',
+                                 version=1).version == 1
+  assert sorted(os.listdir(model_base)) == ['.2.reserved', '1', '3']
+
+
+def test_two_export_processes_at_once_take_two_complete_versions(
+    exports, tmp_path):
+  run_dir = _run_dir(exports, 'fcn')
+  export_base = tmp_path / 'models'
+  logs = [open(tmp_path / f'export{i}.log', 'w+') for i in range(2)]
+  processes = [subprocess.Popen(
+      [sys.executable, '-m', 'pixelrl_tf.export', f'--root_dir={run_dir}',
+       f'--export_base={export_base}', '--model_name=fcn'],
+      cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+               for log in logs]
+  try:
+    for process in processes:
+      process.wait(timeout=600)
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+  outputs = []
+  for log in logs:
+    log.seek(0)
+    outputs.append(log.read())
+    log.close()
+  for process, output in zip(processes, outputs):
+    assert process.returncode == 0, output[-2000:]
+  versions = sorted(re.search(r'exported version (\d+)', output).group(1)
+                    for output in outputs)
+  assert versions == ['1', '2']
+  _assert_versions(export_base, 'fcn', versions)
+  for version in versions:
+    model_dir = export_base / 'fcn' / version
+    policy_dir = export_base / ('fcn' + export_lib.POLICY_SUFFIX) / version
+    for path in (model_dir / 'saved_model.pb', model_dir / 'variables',
+                 model_dir / export_lib.MODEL_CONFIG_ASSET,
+                 policy_dir / 'saved_model.pb', policy_dir / 'variables',
+                 policy_dir / 'policy_specs.pbtxt'):
+      assert path.exists(), path
+    # Readable by a server that runs as another user.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for folder in (model_dir, policy_dir):
+      assert stat.S_IMODE(os.stat(folder).st_mode) == 0o777 & ~mask, folder
 
 
 def test_an_export_started_during_another_takes_the_next_version(

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+import disks
 from pixelrl_tf.io import files
 
 
@@ -167,6 +168,81 @@ def test_a_folder_in_the_way(tmp_path):
     files.write_text_atomically(path, 'x')
   assert '\n' not in str(info.value) and str(path) in str(info.value)
   assert os.listdir(tmp_path) == ['taken']
+
+
+def _group(tmp_path, text):
+  return {tmp_path / name: f'{text} {name}'.encode()
+          for name in ('a.png', 'b.png', 'c.json')}
+
+
+def test_a_group_of_files_is_written_together(tmp_path):
+  files.write_files_atomically(_group(tmp_path, 'new'))
+  assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png', 'c.json']
+  assert (tmp_path / 'c.json').read_bytes() == b'new c.json'
+
+
+@pytest.mark.parametrize('failing_call', [1, 3])
+def test_a_group_that_fails_leaves_every_file_as_it_was(tmp_path, monkeypatch,
+                                                       failing_call):
+  files.write_files_atomically(_group(tmp_path, 'old'))
+  fsync, calls = os.fsync, []
+
+  def fsync_until_the_disk_is_full(fd):
+    calls.append(fd)
+    if len(calls) == failing_call:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return fsync(fd)
+
+  monkeypatch.setattr(os, 'fsync', fsync_until_the_disk_is_full)
+  with pytest.raises(OSError) as info:
+    files.write_files_atomically(_group(tmp_path, 'new'))
+  monkeypatch.undo()
+  assert info.value.errno == errno.ENOSPC and '\n' not in str(info.value)
+  # The file of the failing call is the one named.
+  assert ['a.png', 'b.png', 'c.json'][failing_call - 1] in str(info.value)
+  assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png', 'c.json']
+  for path, data in _group(tmp_path, 'old').items():
+    assert path.read_bytes() == data
+
+
+def test_a_group_with_a_folder_in_the_way_writes_nothing(tmp_path):
+  files.write_files_atomically(_group(tmp_path, 'old'))
+  (tmp_path / 'c.json').unlink()
+  (tmp_path / 'c.json').mkdir()
+  with pytest.raises(IsADirectoryError, match='c.json'):
+    files.write_files_atomically(_group(tmp_path, 'new'))
+  assert (tmp_path / 'a.png').read_bytes() == b'old a.png'
+  assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png', 'c.json']
+
+
+@pytest.mark.parametrize('disk', ['full', 'read_only'])
+def test_a_real_full_or_read_only_disk(tmp_path, disk):
+  mount = tmp_path / 'disk'
+
+  def populate(path):
+    files.write_text_atomically(path / 'state.json', 'old')
+
+  if disk == 'full':
+    mounted = disks.small_disk(mount, free_bytes=1 << 16)
+    if mounted is not None:
+      # The old file was there before the disk filled up.
+      populate(mount)
+      disks.fill(mount)
+  else:
+    mounted = disks.read_only_disk(mount, populate)
+  if mounted is None:
+    pytest.skip(disks.MOUNT_UNAVAILABLE)
+  with disks.mounted(mounted):
+    code = errno.ENOSPC if disk == 'full' else errno.EROFS
+    path = mount / 'state.json'
+    _expect_one_line_os_error(
+        lambda: files.write_text_atomically(path, 'new' * 5000), path, code)
+    with pytest.raises(OSError):
+      files.write_files_atomically({mount / 'a.png': b'a',
+                                    path: b'new'})
+    assert path.read_text() == 'old'
+    assert sorted(os.listdir(mount)) == sorted(
+        ['state.json'] + (['.filler'] if disk == 'full' else []))
 
 
 def test_concurrent_writers_never_show_a_partial_file(tmp_path):

@@ -6,7 +6,8 @@ overwrites, are fed to `pixelrl_tf.io.images.read_image`,
 `chainer_npz.read_npz` / `detect_variant` and `caffemodel.parse_net` /
 `read_net`. The only allowed outcomes are a valid result or the documented
 one-line exceptions (`ImageReadError` / `ValueError` naming the file), and
-every call must finish within the deadline.
+every call must finish within the deadline (a call that never returns is
+caught by a watchdog that ends the test process).
 
 The run is reproducible (`derandomize=True`: the examples depend only on the
 test code) and takes about half a minute. To search longer, or elsewhere:
@@ -26,6 +27,7 @@ The end of the file checks known bad inputs of the weight readers one by one
 """
 
 import datetime
+import faulthandler
 import io
 import os
 import pathlib
@@ -75,6 +77,19 @@ def fuzz(default_examples):
     return test
 
   return decorate
+
+
+# A reader call that never returns (a loop in C code that no Python deadline
+# can interrupt) is caught by a watchdog thread: it prints every thread's
+# stack and ends the test process, which fails the run.
+_HANG_SECONDS = 300
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog():
+  faulthandler.dump_traceback_later(_HANG_SECONDS, exit=True)
+  yield
+  faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope='module', name='fuzz_dir')

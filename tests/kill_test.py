@@ -58,6 +58,9 @@ KILL_AT_ENV = 'PIXELRL_KILL_AT'
 KILLED_MARK = 'killed at '
 # Seconds one training process may take on a slow, shared machine.
 RUN_TIMEOUT = 600
+# When `inside_episode` kills, after the episode call began (a traced tiny
+# episode takes tens of milliseconds).
+INSIDE_EPISODE_SECONDS = 0.005
 
 # Variables of the training checkpoint that must be equal (all of them but
 # the object graph and the checkpoint's own save counter).
@@ -142,6 +145,10 @@ def install_kill_point(spec: Optional[str]) -> None:
       the learning rate is set).
     episode_end: the episode function has returned (the update is applied
       in memory; counter, summaries and checkpoint are not).
+    inside_episode: the K-th episode of this process is running (its
+      rollout and update ops execute): a thread SIGKILLs the process
+      `INSIDE_EPISODE_SECONDS` after the call began; the log line says
+      whether the call was still running.
     summary: `tf.summary.scalar` (`Metrics/val_psnr_input` first in a new
       run, then the scalars of each episode and validation).
     validation: a validation image has been restored greedily (in the
@@ -194,6 +201,31 @@ def install_kill_point(spec: Optional[str]) -> None:
     train_lib._distributed_episode_fn = lambda *args: killing(
         make_episode_fn(*args), after=name == 'episode_end', detail=number)
     # pylint: enable=protected-access
+  elif name == 'inside_episode':
+    # pylint: disable=protected-access
+    make_episode_fn = train_lib._distributed_episode_fn
+
+    def killing_inside(function):
+      def wrapper(start, target, episode):
+        if not countdown.hit():
+          return function(start, target, episode)
+        state = {'running': True}
+
+        def kill_soon():
+          time.sleep(INSIDE_EPISODE_SECONDS)
+          where = 'while' if state['running'] else 'after'
+          _kill(spec, f'{where} episode {int(episode) + 1} ran')
+
+        threading.Thread(target=kill_soon, daemon=True).start()
+        result = function(start, target, episode)
+        state['running'] = False
+        time.sleep(RUN_TIMEOUT)  # The signal comes before the episode counts.
+        return result
+      return wrapper
+
+    train_lib._distributed_episode_fn = lambda *args: killing_inside(
+        make_episode_fn(*args))
+    # pylint: enable=protected-access
   elif name == 'summary':
     tf.summary.scalar = killing(
         tf.summary.scalar, detail=lambda tag, *args, **kwargs: f'before {tag}')
@@ -236,11 +268,102 @@ def install_kill_point(spec: Optional[str]) -> None:
     raise ValueError(f'unknown kill point {spec!r}')
 
 
+class _PhaseFile:
+  """What the process is doing, kept in a file (see `install_phase_tracker`)."""
+
+  _WIDTH = 96
+
+  def __init__(self, path: str):
+    self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    self._stack = ['starting (imports, flags, data, restore)']
+    self._write()
+
+  def _write(self):
+    text = self._stack[-1].encode()[:self._WIDTH].ljust(self._WIDTH)
+    os.pwrite(self._fd, text, 0)
+
+  def set(self, phase: str) -> None:
+    self._stack[-1] = phase
+    self._write()
+
+  def wrap(self, function, phase):
+    """`function`, reporting `phase(*args)` (or the text) while it runs."""
+    def wrapper(*args, **kwargs):
+      self._stack.append(phase(*args, **kwargs) if callable(phase)
+                         else phase)
+      self._write()
+      try:
+        return function(*args, **kwargs)
+      finally:
+        self._stack.pop()
+        self._write()
+    return wrapper
+
+
+def read_phase(path: str) -> Optional[str]:
+  """The phase a tracked process last reported (None if none)."""
+  try:
+    with open(path, 'rb') as f:
+      return f.read().decode(errors='replace').strip() or None
+  except OSError:
+    return None
+
+
+def install_phase_tracker(path: str) -> None:
+  """Keeps in `path` what training is doing, for a kill to be placed.
+
+  Phases: `starting ...`, `tracing the episode function`, `episode N`
+  (its rollout and update run), `after episode N`, `summary`, `validation`,
+  `checkpoint write (train/ or best/)`, `run file write`, `final report`.
+  The file holds the innermost phase, overwritten in place (one `pwrite`
+  per change), so a SIGKILL leaves the last one in it.
+  """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from pixelrl_tf.drivers import learner as learner_lib
+  from pixelrl_tf.io import files
+  from pixelrl_tf.jobs import eval_lib
+  from pixelrl_tf.jobs import train_lib
+  from pixelrl_tf.visualization import summaries
+  # pylint: enable=g-import-not-at-top
+  phases = _PhaseFile(path)
+  learner_lib.EpisodeLearner.run = phases.wrap(
+      learner_lib.EpisodeLearner.run, 'tracing the episode function')
+  # pylint: disable=protected-access
+  make_episode_fn = train_lib._distributed_episode_fn
+
+  def tracked_episode_fn(*args):
+    function = make_episode_fn(*args)
+
+    def run(start, target, episode):
+      result = phases.wrap(function, f'episode {int(episode) + 1}')(
+          start, target, episode)
+      phases.set(f'after episode {int(episode) + 1}')
+      return result
+    return run
+
+  train_lib._distributed_episode_fn = tracked_episode_fn
+  # pylint: enable=protected-access
+  tf.summary.scalar = phases.wrap(tf.summary.scalar, 'summary')
+  summaries.write_episode_images = phases.wrap(
+      summaries.write_episode_images, 'summary')
+  eval_lib.greedy = phases.wrap(eval_lib.greedy, 'validation')
+  save = tf.train.CheckpointManager.save
+  tf.train.CheckpointManager.save = phases.wrap(
+      save, lambda manager, *args, **kwargs: 'checkpoint write (' + (
+          os.path.basename(os.path.normpath(manager.directory)) + '/)'))
+  files.write_files_atomically = phases.wrap(files.write_files_atomically,
+                                             'run file write')
+  train_lib.Validator.final_report = phases.wrap(
+      train_lib.Validator.final_report, 'final report')
+
+
 def serve() -> None:
   """The launcher: forks one training process per request line.
 
   Reads JSON lines `{"argv": [...], "kill_at": "NAME:K" or null, "log":
-  PATH}` from stdin; for each, forks a child that installs the kill point and
+  PATH, "phase_file": PATH (optional)}` from stdin; for each, forks a child
+  that installs the kill point (and the phase tracker) and
   runs `pixelrl_tf.train` as `python -m` does (as `__main__`, with `argv`;
   output to `log`), and answers on stdout with `{"pid": PID}` and then
   `{"returncode": CODE, "seconds": S, "cpu_seconds": C}` (CODE as
@@ -271,6 +394,8 @@ def serve() -> None:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.environ[KILL_AT_ENV] = request['kill_at'] or ''
         install_kill_point(os.environ[KILL_AT_ENV])
+        if request.get('phase_file'):
+          install_phase_tracker(request['phase_file'])
         sys.argv = ['-m'] + request['argv']
         runpy.run_module('pixelrl_tf.train', run_name='__main__',
                          alter_sys=True)
@@ -320,10 +445,12 @@ class Launcher:
       return None
 
   def start(self, argv: Sequence[str], kill_at: Optional[str], log: str,
-            timeout: float = RUN_TIMEOUT) -> int:
+            timeout: float = RUN_TIMEOUT,
+            phase_file: Optional[str] = None) -> int:
     """Forks a training process (see `serve`); returns its pid."""
     self._process.stdin.write(json.dumps(
-        {'argv': list(argv), 'kill_at': kill_at, 'log': log}) + '\n')
+        {'argv': list(argv), 'kill_at': kill_at, 'log': log,
+         'phase_file': phase_file}) + '\n')
     self._process.stdin.flush()
     # The first request waits for the launcher's imports.
     started = self._read(time.monotonic() + timeout)
@@ -399,6 +526,8 @@ CHAINS = {
         Kill('checkpoint_data:2', 2,
              'halfway through the data file of ckpt-3',
              'train/ckpt-3 half written'),
+        Kill('inside_episode:2', 3,
+             'while episode 4 runs (ckpt-3 written)', 'while episode 4 ran'),
         Kill('final_report:1', NUM_EPISODES,
              'the final report, after the last checkpoint'),
     ),
@@ -412,6 +541,9 @@ CHAINS = {
         Kill('validation:1', 1,
              'validating episode 2 (its update, summaries and image '
              'summaries done, ckpt-2 not written)'),
+        Kill('summary:3', 1,
+             "writing episode 2's scalars (ckpt-1 written)",
+             'before Losses/value'),
     ),
 }
 

@@ -99,7 +99,7 @@ def cache(tmp_path, monkeypatch, server):
   return folder
 
 
-def _closed_port_url():
+def closed_port_url():
   with socket.socket() as sock:
     sock.bind(('127.0.0.1', 0))
     port = sock.getsockname()[1]
@@ -138,6 +138,45 @@ def _register_dataset(monkeypatch, name, payloads):
   return entry
 
 
+def _tiff(seed, shape=(12, 16, 3)):
+  """A 16-bit colour TIFF and the 8-bit BGR array it should become."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  pixels = np.random.default_rng(seed).integers(0, 65536, shape, np.uint16)
+  ok, encoded = cv2.imencode('.tif', pixels)
+  assert ok
+  return encoded.tobytes(), np.round(pixels / 257).astype(np.uint8)
+
+
+def _png(pixels):
+  import cv2  # pylint: disable=g-import-not-at-top
+  return cv2.imencode('.png', pixels)[1].tobytes()
+
+
+def _register_pairs(monkeypatch, name, tiffs, png_sha256=None):
+  """A data set of converted pairs `input/<id>.png`, `target/<id>.png`.
+
+  Args:
+    monkeypatch: the fixture.
+    name: registry name; the folder is `<name>_folder`.
+    tiffs: `{(half, id): (tiff bytes, expected pixels)}`.
+    png_sha256: pins this PNG sha256 instead of the expected one.
+  """
+  files = []
+  for (half, stem), (tiff, pixels) in tiffs.items():
+    png = _png(pixels)
+    files.append(known_files.KnownFile(
+        f'{name}/{half}/{stem}.png', f'{name}_folder/{half}/{stem}.png',
+        known_files.Source('owner/repo', COMMIT, f'pairs/{half}/{stem}.tif'),
+        len(png), png_sha256 or hashlib.sha256(png).hexdigest(),
+        convert='tiff_to_png', source_size=len(tiff),
+        source_sha256=hashlib.sha256(tiff).hexdigest()))
+  entry = known_files.KnownDataset(
+      name, f'{name}_folder', known_files.Source('owner/repo', COMMIT,
+                                                 'pairs'), files=tuple(files))
+  monkeypatch.setitem(known_files.REGISTRY, name, entry)
+  return entry
+
+
 def _files_under(folder):
   return sorted(str(p.relative_to(folder)) for p in folder.rglob('*')
                 if p.is_file()) if folder.exists() else []
@@ -161,9 +200,13 @@ WEIGHT_NAMES = [
     'ircnn_denoise_25_gray', 'ircnn_denoise_50_gray']
 
 
+FPOP_NAMES = ['fpop_train_ids', 'fpop_train', 'fpop_train_input',
+              'fpop_train_target']
+
+
 def test_registry_holds_the_weights_and_data_sets():
   assert known_files.names() == WEIGHT_NAMES + [
-      'bsd432_list', 'bsd432', 'bsd68_list', 'bsd68']
+      'bsd432_list', 'bsd432', 'bsd68_list', 'bsd68'] + FPOP_NAMES
   for name in WEIGHT_NAMES + ['bsd432_list']:
     entry = known_files.get_entry(name)
     assert entry.pinned and entry.size > 0
@@ -218,11 +261,71 @@ def test_registry_matches_the_shared_data_files():
       m.relpath.rsplit('/', 1)[1] for m in bsd432.files]
 
 
+def test_the_fpop_entries_are_converted_pairs():
+  pairs = known_files.get_entry('fpop_train')
+  inputs = known_files.get_entry('fpop_train_input')
+  targets = known_files.get_entry('fpop_train_target')
+  assert pairs.relpath == 'fpop/train' and len(pairs.files) == 140
+  assert pairs.files == inputs.files + targets.files
+  for member, folder, source_folder in (
+      [(m, 'input', 'data') for m in inputs.files] +
+      [(m, 'target', 'label') for m in targets.files]):
+    stem = member.relpath.rsplit('/', 1)[1][:-len('.png')]
+    assert member.relpath == f'fpop/train/{folder}/{stem}.png'
+    assert member.source.path == (
+        f'dataset_foregroundpopout/{source_folder}/{stem}.tif')
+    assert member.convert == 'tiff_to_png' and member.pinned
+    assert member.source_size > member.size > 0
+    assert member.download_size == member.source_size
+  ids = known_files.get_entry('fpop_train_ids')
+  assert ids.relpath == 'fpop/uniform_set_train_id.txt' and ids.pinned
+  assert ids.source.commit == pairs.source.commit
+
+
+def test_registry_matches_the_shared_fpop_files():
+  root = known_files.get_data_root()
+  if root is None or not (root / 'fpop').is_dir():
+    pytest.skip(f'needs {known_files.DATA_ROOT_ENV} set to a data root '
+                'holding fpop/ (the shared data folder)')
+  ids = known_files.get_entry('fpop_train_ids')
+  data = (root / ids.relpath).read_bytes()
+  assert (len(data), hashlib.sha256(data).hexdigest()) == (ids.size,
+                                                           ids.sha256)
+  pairs = known_files.get_entry('fpop_train')
+  for member in pairs.files:
+    data = (root / member.relpath).read_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (
+        member.size, member.sha256), member.name
+  stems = (root / ids.relpath).read_text().split()
+  for half in ('input', 'target'):
+    folder = root / 'fpop' / 'train' / half
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f'{stem}.png' for stem in stems)
+    members = known_files.get_entry(f'fpop_train_{half}').files
+    assert [m.relpath for m in members] == [
+        f'fpop/train/{half}/{stem}.png' for stem in stems]
+  assert known_files.resolve('fpop_train', data_root=root,
+                             check_hash=True) == root / 'fpop' / 'train'
+
+
 def test_sources_must_be_pinned_commits():
   with pytest.raises(ValueError, match='40 hex'):
     known_files.Source('owner/repo', 'main', 'a.npz')
   with pytest.raises(ValueError, match='relative'):
     known_files.Source('owner/repo', COMMIT, '../a.npz')
+
+
+def test_a_converted_entry_needs_both_checks():
+  source = known_files.Source('owner/repo', COMMIT, 'a.tif')
+  with pytest.raises(ValueError, match='unknown conversion'):
+    known_files.KnownFile('x', 'x.png', source, 1, '0' * 64,
+                          convert='tiff_to_jpeg', source_size=1,
+                          source_sha256='0' * 64)
+  with pytest.raises(ValueError, match='both the download and the result'):
+    known_files.KnownFile('x', 'x.png', source, 1, '0' * 64,
+                          convert='tiff_to_png')
+  with pytest.raises(ValueError, match='go with convert'):
+    known_files.KnownFile('x', 'x.png', source, 1, '0' * 64, source_size=1)
 
 
 # ---------------------------------------------------------------------------
@@ -288,7 +391,7 @@ def test_an_interrupted_unverified_download_is_not_trusted(monkeypatch,
 
 
 def test_offline_error_is_one_line_with_the_command(monkeypatch, cache):
-  monkeypatch.setenv(known_files.BASE_URL_ENV, _closed_port_url())
+  monkeypatch.setenv(known_files.BASE_URL_ENV, closed_port_url())
   with pytest.raises(known_files.KnownFileError) as error:
     known_files.resolve('gru_rmc_sigma25')
   text = _one_line(error)
@@ -324,6 +427,130 @@ def test_a_missing_file_on_the_server_is_an_error(monkeypatch, server, cache):
   _register_file(monkeypatch, 'test_weights', b'x')
   with pytest.raises(known_files.KnownFileError, match='HTTP 404'):
     known_files.resolve('test_weights')
+
+
+def test_an_unreachable_server_prints_nothing_but_the_error(monkeypatch,
+                                                            cache, capsys):
+  monkeypatch.setenv(known_files.BASE_URL_ENV, closed_port_url())
+  with pytest.raises(known_files.KnownFileError):
+    known_files.resolve('gru_rmc_sigma25')
+  with pytest.raises(known_files.KnownFileError):
+    known_files.resolve('bsd432')
+  assert capsys.readouterr().err == ''
+
+
+def test_a_command_offline_on_a_fresh_machine_says_one_line(tmp_path):
+  """No `downloading` line before the error (PIXELRL_OFFLINE unset)."""
+  script = ('from pixelrl_tf import cli\n'
+            'from pixelrl_tf.data import known_files\n'
+            'try:\n'
+            '  known_files.resolve("gru_rmc_sigma25")\n'
+            'except known_files.KnownFileError as error:\n'
+            '  cli.fail(error)\n')
+  env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+  env.update({known_files.CACHE_DIR_ENV: str(tmp_path),
+              known_files.BASE_URL_ENV: closed_port_url()})
+  result = subprocess.run([sys.executable, '-c', script], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+  assert result.returncode == 1
+  assert result.stderr.count('\n') == 1, result.stderr
+  assert result.stderr.startswith('error: gru_rmc_sigma25 (')
+  assert 'downloading' not in result.stderr
+
+
+@pytest.mark.parametrize('offline', [True, False])
+def test_a_data_set_with_a_list_names_its_own_command(monkeypatch, cache,
+                                                      offline):
+  if offline:
+    monkeypatch.setenv(known_files.OFFLINE_ENV, '1')
+  else:
+    monkeypatch.setenv(known_files.BASE_URL_ENV, closed_port_url())
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.resolve('bsd68')
+  text = _one_line(error)
+  assert text.startswith('bsd68 (BSD68_gray_test) is not available: its list '
+                         'bsd68_list (BSD68_test_list.txt) is missing (')
+  assert '`python -m pixelrl_tf.download bsd68`' in text
+  assert 'download bsd68_list' not in text
+  assert text.endswith('holding BSD68_test_list.txt and BSD68_gray_test')
+  assert ('downloads are off' if offline else 'refused') in text
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.resolve_path_or_name('bsd68', what='image folder')
+  assert _one_line(error) == text
+
+
+# ---------------------------------------------------------------------------
+# Converted files (16-bit TIFF -> PNG).
+
+
+def _serve_pairs(server, entry, tiffs):
+  for member in entry.files:
+    half, stem = member.relpath.split('/')[-2:]
+    server.serve(member.source, tiffs[half, stem[:-len('.png')]][0])
+
+
+def test_a_converted_pair_is_downloaded_converted_and_cached(
+    monkeypatch, server, cache, capsys):
+  import cv2  # pylint: disable=g-import-not-at-top
+  tiffs = {(half, 'a'): _tiff(seed) for seed, half in enumerate(
+      ('input', 'target'))}
+  entry = _register_pairs(monkeypatch, 'test_pairs', tiffs)
+  _serve_pairs(server, entry, tiffs)
+  folder = known_files.resolve('test_pairs')
+  assert folder == cache / 'test_pairs_folder'
+  assert _files_under(cache) == ['test_pairs_folder/input/a.png',
+                                 'test_pairs_folder/target/a.png']
+  for half in ('input', 'target'):
+    pixels = cv2.imread(str(folder / half / 'a.png'), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(pixels, tiffs[half, 'a'][1])
+  total = sum(len(tiff) for tiff, _ in tiffs.values())
+  assert (f'downloading test_pairs (2 files, {known_files.format_bytes(total)})'
+          in capsys.readouterr().err)
+  assert known_files.resolve('test_pairs') == folder
+  assert len(server.requests) == 2
+  rows = {row.name: row for row in known_files.list_known()}
+  assert rows['test_pairs'].cached and rows['test_pairs'].files == 2
+
+
+def test_a_converted_file_is_checked_before_and_after_conversion(
+    monkeypatch, server, cache):
+  tiffs = {('input', 'a'): _tiff(0)}
+  entry = _register_pairs(monkeypatch, 'test_pairs', tiffs)
+  tiff = tiffs['input', 'a'][0]
+  server.serve(entry.files[0].source, tiff[:-1] + bytes([tiff[-1] ^ 1]))
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.resolve('test_pairs')
+  text = _one_line(error)
+  assert 'test_pairs/input/a.png' in text and 'sha256' in text
+  assert 'nothing was kept' in text
+  assert _files_under(cache) == []
+  # The download matches, but its conversion is not the pinned PNG.
+  _register_pairs(monkeypatch, 'test_pairs', tiffs, png_sha256='0' * 64)
+  server.serve(entry.files[0].source, tiff)
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.resolve('test_pairs')
+  text = _one_line(error)
+  assert 'converting' in text and 'OpenCV' in text
+  assert 'nothing was kept' in text
+  assert _files_under(cache) == []
+
+
+def test_a_data_root_holding_the_converted_files_wins(monkeypatch, server,
+                                                      cache, tmp_path):
+  tiffs = {(half, 'a'): _tiff(seed) for seed, half in enumerate(
+      ('input', 'target'))}
+  entry = _register_pairs(monkeypatch, 'test_pairs', tiffs)
+  _serve_pairs(server, entry, tiffs)
+  root = tmp_path / 'root'
+  for half in ('input', 'target'):
+    (root / 'test_pairs_folder' / half).mkdir(parents=True)
+    (root / 'test_pairs_folder' / half / 'a.png').write_bytes(
+        _png(tiffs[half, 'a'][1]))
+  monkeypatch.setenv(known_files.DATA_ROOT_ENV, str(root))
+  assert known_files.resolve('test_pairs', check_hash=True) == (
+      root / 'test_pairs_folder')
+  assert server.requests == [] and _files_under(cache) == []
 
 
 # ---------------------------------------------------------------------------
@@ -481,6 +708,85 @@ def test_an_unsafe_list_line_is_refused(server, cache, line):
   with pytest.raises(known_files.KnownFileError, match='unusable'):
     known_files.resolve('bsd68')
   assert not (cache / 'BSD68_gray_test').exists()
+
+
+# ---------------------------------------------------------------------------
+# Several names at once.
+
+
+def test_require_reports_every_missing_name_at_once(monkeypatch, server,
+                                                    cache):
+  payloads = {name: _weights_payload(seed) for seed, name in enumerate(
+      ('test_a', 'test_b', 'test_c'))}
+  entries = {name: _register_file(monkeypatch, name, payload)
+             for name, payload in payloads.items()}
+  with pytest.raises(known_files.KnownFileError, match='test_d'):
+    known_files.require(['test_a', 'test_d'])
+  assert server.requests == []
+  # Offline: all three at once, one command for all of them.
+  monkeypatch.setenv(known_files.OFFLINE_ENV, '1')
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.require(['test_a', 'test_b', 'test_c'])
+  text = _one_line(error)
+  assert text.startswith(
+      'test_a (official_weights/test/test_a.npz), test_b '
+      '(official_weights/test/test_b.npz) and test_c '
+      '(official_weights/test/test_c.npz) are not available (test_a: not '
+      'cached in ')
+  assert '`python -m pixelrl_tf.download test_a test_b test_c`' in text
+  assert text.endswith(
+      'PIXELRL_DATA_ROOT=<folder> holding official_weights/test/test_a.npz, '
+      'official_weights/test/test_b.npz and official_weights/test/test_c.npz')
+  assert server.requests == []
+  # One missing: the same line as `resolve`.
+  monkeypatch.delenv(known_files.OFFLINE_ENV)
+  for name in ('test_a', 'test_c'):
+    server.serve(entries[name].source, payloads[name])
+  known_files.resolve('test_a')
+  monkeypatch.setenv(known_files.OFFLINE_ENV, '1')
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.require(['test_a', 'test_b'])
+  with pytest.raises(known_files.KnownFileError) as single:
+    known_files.resolve('test_b')
+  assert _one_line(error) == _one_line(single)
+  monkeypatch.delenv(known_files.OFFLINE_ENV)
+  assert known_files.require(['test_c', 'test_a', 'test_c']) == {
+      'test_c': cache / entries['test_c'].relpath,
+      'test_a': cache / entries['test_a'].relpath}
+
+
+def test_require_stops_downloading_once_a_server_does_not_answer(
+    monkeypatch, server, cache):
+  payloads = {f'{i}.jpg': bytes([i]) * 10 for i in range(2)}
+  dataset = _register_dataset(monkeypatch, 'test_set', payloads)
+  entries = [_register_file(monkeypatch, name, _weights_payload(seed))
+             for seed, name in enumerate(('test_a', 'test_b'))]
+  for source in [e.source for e in entries] + [
+      m.source for m in dataset.files]:
+    server.serve(source, b'', mode='stall')
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.require(['test_a', 'test_set', 'test_b'], timeout=0.3)
+  text = _one_line(error)
+  assert text.startswith('test_a (official_weights/test/test_a.npz), '
+                         'test_set (test_set_folder) and test_b ')
+  assert '(test_a: cannot download ' in text and 'timed out' in text
+  assert '`python -m pixelrl_tf.download test_a test_set test_b`' in text
+  assert len(server.requests) == 1
+  assert _files_under(cache) == []
+
+
+def test_require_goes_on_after_a_file_the_server_lacks(monkeypatch, server,
+                                                       cache):
+  payload = _weights_payload()
+  _register_file(monkeypatch, 'test_a', b'x')  # not served: HTTP 404
+  entry = _register_file(monkeypatch, 'test_b', payload)
+  server.serve(entry.source, payload)
+  with pytest.raises(known_files.KnownFileError) as error:
+    known_files.require(['test_a', 'test_b'])
+  text = _one_line(error)
+  assert text.startswith('test_a (') and 'HTTP 404' in text
+  assert 'test_b' not in text
+  assert _files_under(cache) == [entry.relpath]
 
 
 # ---------------------------------------------------------------------------
@@ -668,7 +974,7 @@ def test_cli_downloads_a_real_weight_file(server, tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path):
   env = {known_files.CACHE_DIR_ENV: str(tmp_path),
-         known_files.BASE_URL_ENV: _closed_port_url()}
+         known_files.BASE_URL_ENV: closed_port_url()}
   for args, expected in ((['gru_sigma25'], 'python -m pixelrl_tf.download '
                           'gru_sigma25'),
                          (['gru_sigma52'], 'did you mean')):

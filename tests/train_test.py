@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import PROJECT_ROOT
+from known_files_test import closed_port_url
 from pixelrl_tf import cli
 from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import progress
@@ -32,6 +33,19 @@ def _train_tiny(root_dir, stream, **bindings):
   gin.clear_config()
   cli.parse_gin([TINY], [f'train.{k} = {v!r}' for k, v in bindings.items()])
   return train_lib.train(str(root_dir), progress_stream=stream)
+
+
+class _Lines:
+  """A progress stream that keeps what was written (`text`)."""
+
+  def __init__(self):
+    self.text = ''
+
+  def write(self, text):
+    self.text += text
+
+  def flush(self):
+    pass
 
 
 def _checkpoint_values(root_dir):
@@ -304,16 +318,7 @@ def test_unwritable_checkpoint_directory_is_one_line(tmp_path):
 
 
 def test_progress_bar_reports_rate_and_eta():
-  class Stream:
-    text = ''
-
-    def write(self, s):
-      self.text += s
-
-    def flush(self):
-      pass
-
-  stream = Stream()
+  stream = _Lines()
   bar = progress.ProgressBar(10, stream=stream, log_every_seconds=0)
   bar.update(5, {'reward': 1.5})
   assert 'episode 5/10' in stream.text and 'ETA' in stream.text
@@ -321,26 +326,149 @@ def test_progress_bar_reports_rate_and_eta():
   assert progress.format_duration(3725) == '1:02:05'
 
 
+def _parse_tiny(*bindings):
+  gin.clear_config()
+  cli.parse_gin([TINY], list(bindings))
+
+
+# A rerun that changes guarded settings, what the refusal must name, and the
+# override it offers.
+_GUARDED_CHANGES = [
+    (('train.seed = 1', 'train.batch_size = 4'),
+     ('seed 0 -> 1', 'batch_size 2 -> 4'), ['seed', 'batch_size']),
+    (('train.crop_size = 24',), ('crop_size 16 -> 24',), ['crop_size']),
+    (("make_task.noise = 'gaussian:15'",),
+     ("task.noise 'gaussian:25' -> 'gaussian:15'",), ['task']),
+    # The task's name is part of the model too: no override for that.
+    (("make_task.name = 'poisson'",),
+     ("model.task 'denoise' -> 'poisson'", "task.name 'denoise' -> "
+      "'poisson'", 'a different model'), None),
+    (("train.data_source = 'bsd432'",), ("data_source 'default' -> ",),
+     ['data_source']),
+    (('train.num_episodes = 5',), ('num_episodes 3 -> 5',),
+     ['num_episodes']),
+]
+
+
 def test_resume_guards_name_every_difference(tmp_path):
   stream = open(os.devnull, 'w')
   _train_tiny(tmp_path, stream, num_episodes=3, stop_after_episodes=1,
               eval_interval=100, final_report=False)
-  with pytest.raises(train_lib.TrainingError) as error:
-    _train_tiny(tmp_path, stream, num_episodes=3, seed=1, batch_size=4,
-                eval_interval=100, final_report=False)
-  # gin appends the configurable's name on a second line; the commands
-  # print the first (cli.first_line).
-  message = cli.first_line(error.value)
-  assert 'seed 0 -> 1' in message and 'batch_size 2 -> 4' in message
-  assert 'new --root_dir' in message and 'allow_changes' in message
+  base = ('train.num_episodes = 3', 'train.eval_interval = 100',
+          'train.final_report = False')
+  files_before = sorted(os.listdir(tmp_path))
+  for bindings, named, keys in _GUARDED_CHANGES:
+    _parse_tiny(*base, *bindings)
+    with pytest.raises(train_lib.TrainingError) as error:
+      train_lib.train(str(tmp_path), progress_stream=stream)
+    # gin appends the configurable's name on a second line; the commands
+    # print the first (cli.first_line).
+    message = cli.first_line(error.value)
+    for text in named:
+      assert text in message, (bindings, message)
+    assert 'new --root_dir' in message, message
+    if keys:
+      assert f'train.allow_changes = {keys!r}' in message, message
+    else:
+      assert 'allow_changes' not in message, message
+    # Refused before anything was written.
+    assert sorted(os.listdir(tmp_path)) == files_before, bindings
   # Extending the budget is deliberate: allowed by name.
   result = _train_tiny(tmp_path, stream, num_episodes=4, eval_interval=100,
                        final_report=False, allow_changes=['num_episodes'])
   assert result['episode'] == 4
   # Every start keeps its operative configuration.
   assert (tmp_path / 'operative_config-0.gin').exists()
-  assert (tmp_path / 'operative_config-1.gin').exists()
+  assert 'train.num_episodes = 4' in (
+      tmp_path / 'operative_config-1.gin').read_text()
   assert json.loads((tmp_path / 'run.json').read_text())['num_episodes'] == 4
+
+
+def test_operative_configs_of_starts_at_one_episode_are_all_kept(tmp_path):
+  # Runs that stop before their first checkpoint start again at episode 0;
+  # each configuration that differs is kept, a repeated one is not copied.
+  written = []
+  for text in ('train.eval_interval = 100\n', 'train.eval_interval = 100\n',
+               'train.eval_interval = 50\n', 'train.eval_interval = 100\n'):
+    path = train_lib._write_operative_config(  # pylint: disable=protected-access
+        str(tmp_path), 0, text)
+    written.append(os.path.basename(path))
+  assert written == ['operative_config-0.gin', 'operative_config-0.gin',
+                     'operative_config-0-2.gin', 'operative_config-0.gin']
+  assert sorted(os.listdir(tmp_path)) == ['operative_config-0-2.gin',
+                                          'operative_config-0.gin']
+  assert (tmp_path / 'operative_config-0-2.gin').read_text() == (
+      'train.eval_interval = 50\n')
+
+
+def test_a_damaged_latest_checkpoint_is_one_line_and_names_the_way_back(
+    tmp_path):
+  stream = open(os.devnull, 'w')
+  _train_tiny(tmp_path, stream, num_episodes=2, checkpoint_interval=1,
+              eval_interval=100, final_report=False)
+  train_dir = tmp_path / 'train'
+  data = next(train_dir.glob('ckpt-2.data-*'))
+  data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2])
+  before = sorted(os.listdir(train_dir))
+  _parse_tiny('train.num_episodes = 2', 'train.checkpoint_interval = 1',
+              'train.eval_interval = 100', 'train.final_report = False')
+  with pytest.raises(train_lib.TrainingError) as error:
+    train_lib.train(str(tmp_path), progress_stream=stream)
+  # gin appends the configurable's name on a second line; the commands
+  # print the first (cli.first_line).
+  message = cli.first_line(error.value)
+  assert 'cannot read checkpoint' in message and 'ckpt-2' in message
+  assert f'move {train_dir}/ckpt-2.* out of {train_dir}' in message
+  assert 'resume from' in message and message.endswith('ckpt-1')
+  assert sorted(os.listdir(train_dir)) == before
+  # Doing what it says resumes from the checkpoint before.
+  aside = tmp_path / 'aside'
+  aside.mkdir()
+  for path in train_dir.glob('ckpt-2.*'):
+    path.rename(aside / path.name)
+  lines = _Lines()
+  result = train_lib.train(str(tmp_path), progress_stream=lines)
+  assert result['episode'] == 2
+  assert 'at episode 1' in lines.text
+
+
+def test_a_run_whose_checkpoints_are_gone_is_refused(tmp_path):
+  stream = open(os.devnull, 'w')
+  _train_tiny(tmp_path, stream, num_episodes=1, checkpoint_interval=1,
+              eval_interval=100, final_report=False)
+  for path in (tmp_path / 'train').glob('ckpt-*'):
+    path.unlink()
+  _parse_tiny('train.num_episodes = 1', 'train.checkpoint_interval = 1',
+              'train.eval_interval = 100', 'train.final_report = False')
+  # Training again from scratch would quietly throw the run away.
+  with pytest.raises(train_lib.TrainingError,
+                     match='no checkpoint that can be resumed from'):
+    train_lib.train(str(tmp_path), progress_stream=stream)
+
+
+def test_a_foreign_checkpoint_to_start_from_is_one_line(tmp_path):
+  stream = open(os.devnull, 'w')
+  other = tmp_path / 'other'
+  _train_tiny(other, stream, num_episodes=1, checkpoint_interval=1,
+              eval_interval=100, final_report=False, filters=4)
+  _parse_tiny('train.num_episodes = 1', 'train.eval_interval = 100',
+              f'initialise_network.init_checkpoint = {str(other)!r}')
+  with pytest.raises(model_io.CheckpointError) as error:
+    train_lib.train(str(tmp_path / 'run'), progress_stream=stream)
+  message = cli.first_line(error.value)
+  assert 'does not fit the network of this run' in message, message
+  assert not (tmp_path / 'run' / 'model.json').exists()
+
+
+def test_an_unwritable_run_directory_is_one_line(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('not a directory')
+  _parse_tiny('train.num_episodes = 1')
+  with pytest.raises(train_lib.TrainingError,
+                     match='cannot create the run directory'):
+    train_lib.train(str(blocker / 'run'), progress_stream=open(os.devnull,
+                                                               'w'))
+  assert blocker.read_text() == 'not a directory'
 
 
 def test_a_failed_first_start_writes_no_model(tmp_path):
@@ -374,3 +502,80 @@ def test_a_non_finite_update_is_not_applied_and_nothing_is_saved(tmp_path):
   after = _checkpoint_values(tmp_path)
   for name, value in saved.items():
     np.testing.assert_array_equal(after[name], value, err_msg=name)
+
+
+def _fresh_machine_env(tmp_path, base_url=None):
+  """No data root, an empty cache, and either offline or `base_url`."""
+  from pixelrl_tf.data import known_files  # pylint: disable=g-import-not-at-top
+  env = {k: v for k, v in os.environ.items() if not k.startswith('PIXELRL_')}
+  env[known_files.CACHE_DIR_ENV] = str(tmp_path / 'cache')
+  if base_url is None:
+    env[known_files.OFFLINE_ENV] = '1'
+  else:
+    env[known_files.BASE_URL_ENV] = base_url
+  return env
+
+
+@pytest.mark.parametrize('network', ['offline', 'server down'])
+def test_paper_config_on_a_fresh_machine_names_every_missing_file(tmp_path,
+                                                                 network):
+  env = _fresh_machine_env(
+      tmp_path, None if network == 'offline' else closed_port_url())
+  result = subprocess.run(
+      [sys.executable, '-m', 'pixelrl_tf.train',
+       f'--gin_file={PROJECT_ROOT / "configs" / "denoise.gin"}',
+       f'--root_dir={tmp_path / "run"}'], cwd=PROJECT_ROOT, env=env,
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  for name in ('bsd432', 'bsd432_list', 'ircnn_denoise_15_gray'):
+    assert f'{name} (' in lines[0], lines[0]
+  assert ('`python -m pixelrl_tf.download bsd432 bsd432_list '
+          'ircnn_denoise_15_gray`') in lines[0], lines[0]
+  assert 'PIXELRL_DATA_ROOT' in lines[0]
+  # Nothing was claimed or cached.
+  assert not (tmp_path / 'run' / 'model.json').exists()
+  assert not any((tmp_path / 'cache').rglob('*.npz'))
+
+
+def test_a_named_initialisation_is_never_skipped_silently(tmp_path):
+  env = _fresh_machine_env(tmp_path)
+  command = [sys.executable, '-m', 'pixelrl_tf.train', f'--gin_file={TINY}',
+             '--gin_bindings=train.num_episodes = 1',
+             '--gin_bindings=train.eval_interval = 100',
+             '--gin_bindings=train.final_report = False',
+             "--gin_bindings=initialise_network.init_caffemodel = "
+             "'ircnn_denoise_15_gray'"]
+  refused = subprocess.run(command + [f'--root_dir={tmp_path / "a"}'],
+                           cwd=PROJECT_ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+  assert refused.returncode == 1
+  lines = refused.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(
+      'error: ircnn_denoise_15_gray ('), refused.stderr
+  assert 'python -m pixelrl_tf.download ircnn_denoise_15_gray' in lines[0]
+  # A config may choose random weights explicitly; the run says so.
+  chosen = subprocess.run(
+      command + ['--gin_bindings=initialise_network.missing_ok = True',
+                 f'--root_dir={tmp_path / "b"}'], cwd=PROJECT_ROOT, env=env,
+      capture_output=True, text=True, timeout=300)
+  assert chosen.returncode == 0, chosen.stderr
+  assert ('starting from random weights (initialise_network.missing_ok)'
+          in chosen.stderr), chosen.stderr
+  assert 'note: ircnn_denoise_15_gray (' in chosen.stderr
+
+
+def test_a_named_initialisation_is_resolved_from_the_data_root(tmp_path):
+  from pixelrl_tf.data import known_files  # pylint: disable=g-import-not-at-top
+  source = known_files.resolve('ircnn_denoise_15_gray') if os.environ.get(
+      known_files.DATA_ROOT_ENV) else None
+  if source is None:
+    pytest.skip('needs the IRCNN weights under PIXELRL_DATA_ROOT')
+  lines = _Lines()
+  _parse_tiny('train.num_episodes = 1', 'train.eval_interval = 100',
+              'train.final_report = False', 'train.filters = 64',
+              "initialise_network.init_caffemodel = 'ircnn_denoise_15_gray'")
+  train_lib.train(str(tmp_path), progress_stream=lines)
+  assert (f'trunk and branches initialised from ircnn_denoise_15_gray '
+          f'({source})') in lines.text

@@ -38,6 +38,23 @@ Names:
       (`BSD68_test_list.txt`).
   bsd68: data set, the BSD68 grayscale test images named by `bsd68_list`,
       UNVERIFIED (folder `BSD68_gray_test/`).
+  fpop_train_ids: the official colour-enhancement training ids
+      `uniform_set_train_id.txt` (`fpop/uniform_set_train_id.txt`).
+  fpop_train: data set, the 70 Foreground Pop-Out training pairs, the
+      paired source of colour-enhancement training (folder `fpop/train/`,
+      `input/<id>.png` and `target/<id>.png`).
+  fpop_train_input, fpop_train_target: data sets, its two halves (folders
+      `fpop/train/input/`, `fpop/train/target/`), for paired image flags.
+
+Converted entries (fpop). The source files are 16-bit RGB TIFFs
+(`dataset_foregroundpopout/{data,label}/<id>.tif`); the data root holds
+8-bit PNGs, `cv2.imwrite` of `cv2.imread(tif, cv2.IMREAD_COLOR)`. A download
+is checked against the TIFF's pinned size and sha256, converted the same way,
+and the PNG is checked against its own pinned size and sha256 before it is
+renamed into place. The pinned PNGs were made with OpenCV 4.11.0, the
+version of requirements.txt; another OpenCV may round or compress
+differently, and its result is refused (nothing is kept) rather than cached
+as something else.
 
 `resolve(name)` looks in this order:
 
@@ -54,10 +71,16 @@ Names:
      (`.<name>.<random>.part`) in its cache folder, is checked (byte count
      against Content-Length, size and sha256) and only then renamed into place
      atomically. A failed, interrupted or mismatching download therefore
-     leaves nothing a later call would use.
+     leaves nothing a later call would use. A `downloading NAME (SIZE) from
+     URL` line goes to stderr once the server has answered (not when it
+     cannot be reached), unless a `progress` callback is given.
   4. otherwise `KnownFileError`, one line naming what is missing, the command
-     that fetches it (`python -m pixelrl_tf.download NAME`), its URL, and how
-     to point at a local copy (`PIXELRL_DATA_ROOT=...`).
+     that fetches it (`python -m pixelrl_tf.download NAME`; for a data set
+     with a list, the data set's own name), its URL, and how to point at a
+     local copy (`PIXELRL_DATA_ROOT=...`).
+
+`require(names)` resolves several names at once and reports every one that
+cannot be had in one line, with one command that fetches them all.
 
 Configuration values and flags go through `resolve_path_or_name`: an existing
 path, or anything that looks like one (a path separator or a suffix such as
@@ -102,7 +125,8 @@ import re
 import sys
 import tempfile
 import threading
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import (Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -137,7 +161,47 @@ class KnownFileError(ValueError):
 
 
 class _NetworkError(KnownFileError):
-  """The server could not be reached, or the transfer broke off."""
+  """The server could not be reached, refused the file, or broke off.
+
+  Attributes:
+    no_answer: nothing answered (refused, timed out, no such host), as
+      opposed to an HTTP error or a transfer that broke off.
+  """
+
+  def __init__(self, message, no_answer=False):
+    super().__init__(message)
+    self.no_answer = no_answer
+
+
+class _Unavailable(KnownFileError):
+  """An entry is in neither the data root nor the cache, nor downloadable.
+
+  Attributes:
+    name: the entry.
+    relpaths: what a data root would have to hold, the entry's own last.
+    reason: why, a clause (`not cached in ... and downloads are off`).
+    url: where it comes from.
+    no_answer: a download was tried and nothing answered.
+  """
+
+  def __init__(self, name, relpath, reason, url, no_answer=False,
+               other_relpaths=()):
+    self.name = name
+    self.relpaths = (*other_relpaths, relpath)
+    self.reason = reason
+    self.url = url
+    self.no_answer = no_answer
+    super().__init__(
+        f'{name} ({relpath}) is not available: {reason}; get it with '
+        f'`{DOWNLOAD_COMMAND} {name}` (from {url}), or set '
+        f'{DATA_ROOT_ENV}=<folder> holding {_and(self.relpaths)}')
+
+
+def _and(items):
+  """`a`, `a and b`, `a, b and c`."""
+  items = list(items)
+  return (', '.join(items[:-1]) + ' and ' + items[-1] if len(items) > 1
+          else ''.join(items))
 
 
 def _one_line(text):
@@ -183,13 +247,18 @@ class KnownFile:
 
   Attributes:
     name: registry name (`gru_sigma25`); a data set's member is
-      `<data set>/<file name>`.
+      `<data set>/<path in the data set's folder>`.
     relpath: `/`-separated path under a data root or the cache.
     source: the pinned origin.
-    size: bytes, or None when unknown.
-    sha256: lowercase hex digest, or None for an unverified entry (trusted on
-      first use).
+    size: bytes of the file at `relpath`, or None when unknown.
+    sha256: lowercase hex digest of the file at `relpath`, or None for an
+      unverified entry (trusted on first use).
     description: one line for `--list`.
+    convert: None when the file is stored as downloaded; else the name of
+      the conversion (`CONVERSIONS`) that turns the downloaded bytes into
+      the stored file, and `size` and `sha256` are those of its result.
+    source_size: bytes of the download, with `convert`.
+    source_sha256: sha256 of the download, with `convert`.
   """
   name: str
   relpath: str
@@ -197,18 +266,38 @@ class KnownFile:
   size: Optional[int] = None
   sha256: Optional[str] = None
   description: str = ''
+  convert: Optional[str] = None
+  source_size: Optional[int] = None
+  source_sha256: Optional[str] = None
 
   def __post_init__(self):
     _check_relative(self.relpath, 'relpath')
-    if self.sha256 is not None and not re.fullmatch(r'[0-9a-f]{64}',
-                                                    self.sha256):
-      raise ValueError(f'{self.name}: bad sha256 {self.sha256!r}')
-    if self.size is not None and self.size < 0:
+    for digest in (self.sha256, self.source_sha256):
+      if digest is not None and not re.fullmatch(r'[0-9a-f]{64}', digest):
+        raise ValueError(f'{self.name}: bad sha256 {digest!r}')
+    if any(size is not None and size < 0
+           for size in (self.size, self.source_size)):
       raise ValueError(f'{self.name}: negative size')
+    if self.convert is None:
+      if self.source_size is not None or self.source_sha256 is not None:
+        raise ValueError(f'{self.name}: source_size and source_sha256 go '
+                         'with convert')
+    elif self.convert not in CONVERSIONS:
+      raise ValueError(f'{self.name}: unknown conversion {self.convert!r}')
+    elif None in (self.size, self.sha256, self.source_size,
+                  self.source_sha256):
+      # An unverified conversion would have nothing to check its result by.
+      raise ValueError(f'{self.name}: a converted file needs the size and '
+                       'sha256 of both the download and the result')
 
   @property
   def pinned(self) -> bool:
     return self.sha256 is not None
+
+  @property
+  def download_size(self) -> Optional[int]:
+    """Bytes to download: `source_size` with `convert`, else `size`."""
+    return self.source_size if self.convert is not None else self.size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +329,34 @@ class KnownDataset:
 Entry = Union[KnownFile, KnownDataset]
 
 
+def _tiff_to_png(path):
+  """The PNG bytes of the (16-bit) TIFF at `path`, and what made them.
+
+  As the shared data folder was made: `cv2.imread(tif, cv2.IMREAD_COLOR)`
+  (8-bit BGR; OpenCV 4.11.0 maps 16 to 8 bits as `round(v / 257)`), then
+  `cv2.imwrite(png, ...)`. `cv2.imdecode` with the same flag gives the same
+  array from the file's bytes (and opens any path), `cv2.imencode('.png')`
+  the same bytes as `cv2.imwrite`.
+  """
+  # Only conversions need OpenCV (and NumPy); the registry does not.
+  import cv2  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+  if image is None:
+    raise KnownFileError('OpenCV cannot read it as an image')
+  ok, encoded = cv2.imencode('.png', image)
+  if not ok:
+    raise KnownFileError('OpenCV cannot encode it as a PNG')
+  return encoded.tobytes(), f'OpenCV {cv2.__version__}'
+
+
+# Conversion name -> `convert(downloaded path) -> (bytes to store, what made
+# them)`.
+CONVERSIONS: Dict[str, Callable[[pathlib.Path], Tuple[bytes, str]]] = {
+    'tiff_to_png': _tiff_to_png,
+}
+
+
 def _check_relative(path, what):
   parts = path.split('/')
   if (not path or path.startswith('/') or '\\' in path or
@@ -254,6 +371,7 @@ _PIXELRL = ('rfuruta/pixelRL', 'e0f5d35f4303724d90c1f5c6d9663c07284419e3')
 _PIXELRL_PACKAGE = ('Nhat-Thanh/PixelRL',
                     '56da127f8ddbb9c3c184e09dcfeb42ab7dbc7e1d')
 _BSD432_TABLE = pathlib.Path(__file__).with_name('known_files_bsd432.json')
+_FPOP_TABLE = pathlib.Path(__file__).with_name('known_files_fpop.json')
 
 _VARIANTS = (
     ('fcn', 'denoise', 'plain FCN'),
@@ -295,6 +413,10 @@ _IRCNN = (
 )
 _BSD432_LIST = (
     12372, 'a861c349a555142a5713a77b504fdc4c5ace4017b62d605bb4469886f311d7c5')
+_FPOP_TRAIN_IDS = (
+    1690, 'c7dca0417f2a794503ebc592f88c34819b5c293663170f04eba14448626b7ab3')
+# (source folder, local folder) of the inputs and the targets.
+_FPOP_HALVES = (('data', 'input'), ('label', 'target'))
 
 
 def _weights(name, origin, source_path, folder, size_and_hash, description):
@@ -345,6 +467,50 @@ def _bsd432_members(folder, source):
       for file_name, size, sha256 in table['files'])
 
 
+def _fpop_members(folder, source):
+  """The converted pairs: (inputs, targets), each in the order of the ids."""
+  table = json.loads(_FPOP_TABLE.read_text())
+  if not table['source'].startswith(f'{source.repo}@{source.commit}:'):
+    raise ValueError(f'{_FPOP_TABLE} is for another source commit')
+  halves = ([], [])
+  for pair_id, *checks in table['pairs']:
+    for (source_folder, local_folder), check, members in zip(
+        _FPOP_HALVES, checks, halves):
+      tif_size, tif_sha256, png_size, png_sha256 = check
+      members.append(KnownFile(
+          f'fpop_train/{local_folder}/{pair_id}.png',
+          f'{folder}/{local_folder}/{pair_id}.png',
+          Source(source.repo, source.commit,
+                 f'{source.path}/{source_folder}/{pair_id}.tif'),
+          png_size, png_sha256, convert='tiff_to_png', source_size=tif_size,
+          source_sha256=tif_sha256))
+  return tuple(halves[0]), tuple(halves[1])
+
+
+def _fpop_entries():
+  source = Source(*_PIXELRL_PACKAGE, 'dataset_foregroundpopout')
+  inputs, targets = _fpop_members('fpop/train', source)
+  return [
+      KnownFile('fpop_train_ids', 'fpop/uniform_set_train_id.txt',
+                Source(*_PIXELRL_PACKAGE,
+                       'fpop_with_convGRU/uniform_set_train_id.txt'),
+                *_FPOP_TRAIN_IDS,
+                'official Foreground Pop-Out training ids '
+                '(uniform_set_train_id.txt)'),
+      KnownDataset('fpop_train', 'fpop/train', source, files=inputs + targets,
+                   description='70 Foreground Pop-Out training pairs, '
+                   'input/ and target/ (PNG from 16-bit TIFF)'),
+      KnownDataset('fpop_train_input', 'fpop/train/input',
+                   Source(*_PIXELRL_PACKAGE, f'{source.path}/data'),
+                   files=inputs,
+                   description='the inputs of fpop_train'),
+      KnownDataset('fpop_train_target', 'fpop/train/target',
+                   Source(*_PIXELRL_PACKAGE, f'{source.path}/label'),
+                   files=targets,
+                   description='the targets of fpop_train'),
+  ]
+
+
 def _data_entries():
   bsd432_source = Source(*_PIXELRL, 'BSD68/gray/train')
   return [
@@ -377,7 +543,8 @@ def _build_registry(entries):
 # Name -> entry, in listing order. Tests may add entries (e.g. with
 # `monkeypatch.setitem`); a data set's `list_name` must be registered too.
 REGISTRY: Dict[str, Entry] = _build_registry(_weight_entries() +
-                                             _data_entries())
+                                             _data_entries() +
+                                             _fpop_entries())
 
 
 def names() -> List[str]:
@@ -589,14 +756,26 @@ def _local(entry, data_root, check_hash):
 
 
 class _Progress:
-  """Adds up the bytes of one resolve call and reports them."""
+  """Adds up the bytes of one resolve call and reports them.
 
-  def __init__(self, label, total, callback):
+  Without a callback, `announcement` goes to stderr when a server first
+  answers, so a download that cannot start prints only its error.
+  """
+
+  def __init__(self, label, total, callback, announcement=None):
     self._label = label
     self._total = total
     self._callback = callback
+    self._announcement = announcement if callback is None else None
     self._done = 0
     self._lock = threading.Lock()
+
+  def answered(self):
+    """A server answered with the file; its bytes follow."""
+    with self._lock:
+      if self._announcement is not None:
+        _say(self._announcement)
+        self._announcement = None
 
   def __call__(self, count):
     with self._lock:
@@ -617,7 +796,7 @@ def _content_length(response):
   return value if value >= 0 else None
 
 
-def _transfer(url, handle, expected_size, origin, timeout, on_bytes, name):
+def _transfer(url, handle, expected_size, origin, timeout, progress, name):
   """Streams `url` into the open file `handle`; returns (sha256, bytes)."""
   digest = hashlib.sha256()
   count = 0
@@ -626,11 +805,13 @@ def _transfer(url, handle, expected_size, origin, timeout, on_bytes, name):
       response = urllib.request.urlopen(url, timeout=timeout)
     except (OSError, http.client.HTTPException, ValueError) as error:
       reason = getattr(error, 'reason', None) or error
-      if isinstance(error, urllib.error.HTTPError):
+      answered = isinstance(error, urllib.error.HTTPError)
+      if answered:
         reason = f'HTTP {error.code} {error.reason}'
         error.close()
-      raise _NetworkError(f'cannot download {url}: {_one_line(reason)}') \
-          from None
+      raise _NetworkError(f'cannot download {url}: {_one_line(reason)}',
+                          no_answer=not answered) from None
+    progress.answered()
     with response:
       declared = _content_length(response)
       if (expected_size is not None and declared is not None and
@@ -654,8 +835,7 @@ def _transfer(url, handle, expected_size, origin, timeout, on_bytes, name):
           raise KnownFileError(f'{name}: {url} sends more than the expected '
                                f'{expected_size} bytes ({origin}); nothing '
                                'was kept')
-        if on_bytes is not None:
-          on_bytes(len(chunk))
+        progress(len(chunk))
     # http.client returns a short body without an error when the server
     # closes early, so the count is checked here.
     if declared is not None and count != declared:
@@ -666,17 +846,19 @@ def _transfer(url, handle, expected_size, origin, timeout, on_bytes, name):
   return digest.hexdigest(), count
 
 
-def _download(entry, settings, trusted, on_bytes):
+def _download(entry, settings, trusted, progress):
   """Fetches `entry` into the cache; returns (path, newly trusted sha256)."""
   url = entry.source.url(settings.base_url)
   final = settings.cache_dir / entry.relpath
   final.parent.mkdir(parents=True, exist_ok=True)
+  if entry.convert is not None:
+    return _download_and_convert(entry, settings, url, final, progress), None
   size, sha256, origin = _expected(entry, trusted)
   handle, temporary = tempfile.mkstemp(prefix=f'.{final.name}.',
                                        suffix='.part', dir=final.parent)
   try:
     digest, count = _transfer(url, handle, size, origin or 'registry',
-                              settings.timeout, on_bytes, entry.name)
+                              settings.timeout, progress, entry.name)
     if size is not None and count != size:
       raise KnownFileError(f'{entry.name}: {url} sent {count} bytes, '
                            f'expected {size} ({origin or "registry"}); '
@@ -695,10 +877,47 @@ def _download(entry, settings, trusted, on_bytes):
   return final, None
 
 
-def _unavailable(name, relpath, reason, url):
-  return (f'{name} ({relpath}) is not available: {reason}; get it with '
-          f'`{DOWNLOAD_COMMAND} {name}` (from {url}), or set '
-          f'{DATA_ROOT_ENV}=<folder> holding {relpath}')
+def _download_and_convert(entry, settings, url, final, progress):
+  """Fetches, checks and converts `entry`; the result is checked too.
+
+  The download and its conversion share one temporary file, so nothing but
+  a checked result is ever renamed into place.
+  """
+  handle, temporary = tempfile.mkstemp(prefix=f'.{final.name}.',
+                                       suffix='.part', dir=final.parent)
+  try:
+    digest, count = _transfer(url, handle, entry.source_size, 'pinned',
+                              settings.timeout, progress, entry.name)
+    if count != entry.source_size or digest != entry.source_sha256:
+      raise KnownFileError(
+          f'{entry.name}: {url} sent {count} bytes with sha256 {digest}, '
+          f'expected {entry.source_size} bytes with sha256 '
+          f'{entry.source_sha256} (pinned); nothing was kept')
+    try:
+      data, made_by = CONVERSIONS[entry.convert](pathlib.Path(temporary))
+    except KnownFileError as error:
+      raise KnownFileError(f'{entry.name}: cannot convert {url} '
+                           f'({entry.convert}): {error}; nothing was '
+                           'kept') from None
+    digest = hashlib.sha256(data).hexdigest()
+    if (len(data), digest) != (entry.size, entry.sha256):
+      # Another OpenCV may round 16-bit values or compress differently.
+      raise KnownFileError(
+          f'{entry.name}: converting {url} ({entry.convert}) with {made_by} '
+          f'gave {len(data)} bytes with sha256 {digest}, expected '
+          f'{entry.size} bytes with sha256 {entry.sha256} (the pinned '
+          'conversion, made with the OpenCV of requirements.txt); nothing '
+          f'was kept; install that OpenCV, or set {DATA_ROOT_ENV}=<folder> '
+          f'holding {entry.relpath}')
+    with open(temporary, 'wb') as stream:
+      stream.write(data)
+      stream.flush()
+      os.fsync(stream.fileno())
+    os.replace(temporary, final)
+  except BaseException:
+    _remove(temporary)
+    raise
+  return final
 
 
 def format_bytes(count: Optional[int]) -> str:
@@ -726,18 +945,18 @@ def _resolve_file(entry, settings):
     return cached
   url = entry.source.url(settings.base_url)
   if not settings.download:
-    raise KnownFileError(_unavailable(
+    raise _Unavailable(
         entry.name, entry.relpath,
-        f'it is not cached in {settings.cache_dir} and downloads are off',
-        url))
-  if settings.progress is None:
-    _say(f'downloading {entry.name} ({format_bytes(entry.size)}) from {url}')
-  progress = _Progress(entry.name, entry.size, settings.progress)
+        f'not cached in {settings.cache_dir} and downloads are off', url)
+  size = entry.download_size
+  progress = _Progress(
+      entry.name, size, settings.progress,
+      f'downloading {entry.name} ({format_bytes(size)}) from {url}')
   try:
     path, trusted_sha256 = _download(entry, settings, trusted, progress)
   except _NetworkError as error:
-    raise KnownFileError(
-        _unavailable(entry.name, entry.relpath, str(error), url)) from None
+    raise _Unavailable(entry.name, entry.relpath, str(error), url,
+                       error.no_answer) from None
   if trusted_sha256 is not None:
     _say(f'warning: {entry.name} has no pinned sha256 and was downloaded '
          f'unverified from {url}; its sha256 {trusted_sha256} is recorded in '
@@ -808,12 +1027,22 @@ def _local_dataset(dataset, members, settings):
 
 
 def _resolve_dataset(dataset, settings):
+  url = dataset.source.url(settings.base_url) + '/'
   list_path = None
+  list_relpaths = ()
   if dataset.list_name is not None:
     list_entry = get_entry(dataset.list_name)
     if not isinstance(list_entry, KnownFile):
       raise KnownFileError(f'{dataset.list_name} is not a file')
-    list_path = _resolve_file(list_entry, settings)
+    list_relpaths = (list_entry.relpath,)
+    try:
+      list_path = _resolve_file(list_entry, settings)
+    except _Unavailable as error:
+      # Fetching the data set fetches its list too: name the data set.
+      raise _Unavailable(
+          dataset.name, dataset.relpath,
+          f'its list {list_entry.name} ({list_entry.relpath}) is missing '
+          f'({error.reason})', url, error.no_answer, list_relpaths) from None
   members = dataset_members(dataset, list_path)
   if settings.data_root is not None:
     local = _local_dataset(dataset, members, settings)
@@ -825,18 +1054,18 @@ def _resolve_dataset(dataset, settings):
           if _cached(m, settings.cache_dir, trusted) is None]
   if not todo:
     return folder
-  url = dataset.source.url(settings.base_url) + '/'
   if not settings.download:
-    raise KnownFileError(_unavailable(
+    raise _Unavailable(
         dataset.name, dataset.relpath,
         f'{len(todo)} of its {len(members)} files are not cached in '
-        f'{settings.cache_dir} and downloads are off', url))
-  sizes = [m.size for m in todo]
+        f'{settings.cache_dir} and downloads are off', url,
+        other_relpaths=list_relpaths)
+  sizes = [m.download_size for m in todo]
   total = None if None in sizes else sum(sizes)
-  if settings.progress is None:
-    _say(f'downloading {dataset.name} ({len(todo)} files, '
-         f'{format_bytes(total)}) from {url}')
-  progress = _Progress(dataset.name, total, settings.progress)
+  progress = _Progress(
+      dataset.name, total, settings.progress,
+      f'downloading {dataset.name} ({len(todo)} files, '
+      f'{format_bytes(total)}) from {url}')
   fetched = []
   pool = concurrent.futures.ThreadPoolExecutor(
       max_workers=min(settings.workers, len(todo)))
@@ -853,7 +1082,8 @@ def _resolve_dataset(dataset, settings):
         for f in futures)
     reason = f'{error} ({done} of {len(members)} files are cached)'
     if isinstance(error, _NetworkError):
-      reason = _unavailable(dataset.name, dataset.relpath, reason, url)
+      raise _Unavailable(dataset.name, dataset.relpath, reason, url,
+                         error.no_answer, list_relpaths) from None
     raise KnownFileError(reason) from None
   finally:
     pool.shutdown(wait=True, cancel_futures=True)
@@ -910,6 +1140,57 @@ def resolve(name: str,
   if isinstance(entry, KnownDataset):
     return _resolve_dataset(entry, settings)
   return _resolve_file(entry, settings)
+
+
+def require(names: Sequence[str],
+            **resolve_kwargs) -> Dict[str, pathlib.Path]:
+  """Resolves several names; whatever cannot be had is reported at once.
+
+  For a command that needs several known files: instead of stopping at the
+  first that is missing, it names every missing one in one error, with one
+  command that fetches them all.
+
+  Args:
+    names: registered names (repeats are resolved once).
+    **resolve_kwargs: passed to `resolve`. Once a server does not answer
+      (refused, timed out), the remaining names are only looked up locally.
+
+  Returns:
+    `{name: path}` in the order of `names`.
+
+  Raises:
+    KnownFileError: an unknown name (before anything is resolved); a problem
+      other than availability (a wrong local copy, a download that does not
+      match its hash) as `resolve` raises it; or, when some names cannot be
+      had, one line naming each with its local path, the first reason, the
+      command `python -m pixelrl_tf.download NAME...` for all of them and
+      the `PIXELRL_DATA_ROOT` layout that would hold them.
+  """
+  names = list(dict.fromkeys(names))
+  for name in names:
+    get_entry(name)
+  download = resolve_kwargs.pop('download', True)
+  paths = {}
+  missing = []
+  for name in names:
+    try:
+      paths[name] = resolve(name, download=download, **resolve_kwargs)
+    except _Unavailable as error:
+      missing.append(error)
+      # One timeout or refusal is enough: do not wait once per name.
+      download = download and not error.no_answer
+  if not missing:
+    return paths
+  if len(missing) == 1:
+    raise KnownFileError(str(missing[0]))
+  first = missing[0]
+  listed = _and(f'{error.name} ({error.relpaths[-1]})' for error in missing)
+  relpaths = dict.fromkeys(path for error in missing
+                           for path in error.relpaths)
+  raise KnownFileError(
+      f'{listed} are not available ({first.name}: {first.reason}); get them '
+      f'with `{DOWNLOAD_COMMAND} {" ".join(e.name for e in missing)}`, or '
+      f'set {DATA_ROOT_ENV}=<folder> holding {_and(relpaths)}')
 
 
 def _looks_like_path(text):

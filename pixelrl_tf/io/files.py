@@ -12,9 +12,11 @@ message naming the target, e.g.
     [Errno 28] cannot write 'runs/a/model.json': No space left on device
     (the previous file, if any, is unchanged)
 
-`atomic_directory` does the same for a whole folder (a SavedModel, an export
-version): the caller fills a hidden temporary sibling, which is renamed into
-place only when the block succeeds.
+`write_files_atomically` writes several files all or none (each to its
+temporary file first, then all renamed). `atomic_directory` does the same
+for a whole folder (a SavedModel, an export version): the caller fills a
+hidden temporary sibling, which is renamed into place only when the block
+succeeds.
 
 New files get the usual permissions (0666 less the umask); a replaced file
 keeps its mode.
@@ -26,7 +28,7 @@ import os
 import shutil
 import stat
 import tempfile
-from typing import Iterator, Union
+from typing import Iterator, Mapping, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -50,7 +52,7 @@ def _os_error(error: OSError, what: str, suffix: str = '') -> OSError:
   return OSError(error.errno, message)
 
 
-def _umask() -> int:
+def umask() -> int:
   """The process umask, read without changing it where Linux allows."""
   try:
     with open('/proc/self/status', encoding='ascii') as status:
@@ -91,6 +93,42 @@ def _remove_quietly(path: str) -> None:
     pass
 
 
+def _write_temporary(path: str, data: bytes) -> str:
+  """Writes `data` to a fsynced hidden temporary file beside `path`.
+
+  Returns:
+    The temporary file's path (with the mode `path` has or will have).
+
+  Raises:
+    OSError: (one line, naming `path`) nothing is left behind.
+  """
+  parent = os.path.dirname(os.path.abspath(path))
+  what = f'cannot write {path!r}'
+  try:
+    os.makedirs(parent, exist_ok=True)
+    try:
+      mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+      mode = 0o666 & ~umask()
+    fd, temp = tempfile.mkstemp(dir=parent, prefix=_temp_prefix(path),
+                                suffix=_TEMP_SUFFIX)
+  except OSError as error:
+    raise _os_error(error, what, _UNCHANGED) from None
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      os.fchmod(f.fileno(), mode)
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+  except OSError as error:
+    _remove_quietly(temp)
+    raise _os_error(error, what, _UNCHANGED) from None
+  except BaseException:
+    _remove_quietly(temp)
+    raise
+  return temp
+
+
 def write_bytes_atomically(path: PathLike, data: bytes) -> None:
   """Writes `data` to `path` so that readers see the old or the new file.
 
@@ -108,33 +146,48 @@ def write_bytes_atomically(path: PathLike, data: bytes) -> None:
       permission, ...). The previous file, if any, is unchanged and no
       temporary file is left behind.
   """
-  path = os.fspath(path)
-  parent = os.path.dirname(os.path.abspath(path))
-  what = f'cannot write {path!r}'
+  write_files_atomically({path: data})
+
+
+def write_files_atomically(contents: Mapping[PathLike, bytes]) -> None:
+  """Writes several files so that they are all new or all as they were.
+
+  Every file is first written in full to its hidden temporary file (as
+  `write_bytes_atomically`); only when all of them are on disk are they
+  renamed into place, one after the other. A full or read-only disk, a
+  missing permission or an interrupt while writing therefore leaves every
+  target as it was and no temporary file behind.
+
+  Args:
+    contents: `{path: bytes}`; parent folders are created.
+
+  Raises:
+    OSError: (one line, naming the first file that could not be written or
+      renamed).
+  """
+  temporaries = []
   try:
-    os.makedirs(parent, exist_ok=True)
-    try:
-      mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-      mode = 0o666 & ~_umask()
-    fd, temp = tempfile.mkstemp(dir=parent, prefix=_temp_prefix(path),
-                                suffix=_TEMP_SUFFIX)
-  except OSError as error:
-    raise _os_error(error, what, _UNCHANGED) from None
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      os.fchmod(f.fileno(), mode)
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temp, path)
-  except OSError as error:
-    _remove_quietly(temp)
-    raise _os_error(error, what, _UNCHANGED) from None
+    for path, data in contents.items():
+      path = os.fspath(path)
+      if os.path.isdir(path):
+        raise _os_error(OSError(errno.EISDIR, os.strerror(errno.EISDIR)),
+                        f'cannot write {path!r}', _UNCHANGED)
+      temporaries.append((path, _write_temporary(path, data)))
   except BaseException:
-    _remove_quietly(temp)
+    for _, temp in temporaries:
+      _remove_quietly(temp)
     raise
-  _fsync_directory(parent)
+  for index, (path, temp) in enumerate(temporaries):
+    try:
+      os.replace(temp, path)
+    except OSError as error:
+      for _, left in temporaries[index:]:
+        _remove_quietly(left)
+      raise _os_error(error, f'cannot write {path!r}',
+                      _UNCHANGED if index == 0 else '') from None
+  for parent in sorted({os.path.dirname(os.path.abspath(path))
+                        for path, _ in temporaries}):
+    _fsync_directory(parent)
 
 
 def write_text_atomically(path: PathLike, text: str,
@@ -189,7 +242,7 @@ def atomic_directory(final_dir: PathLike) -> Iterator[str]:
     temp = tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(final_dir),
                             suffix=_TEMP_SUFFIX)
     # mkdtemp makes the folder private (0700); give it the usual mode.
-    os.chmod(temp, 0o777 & ~_umask())
+    os.chmod(temp, 0o777 & ~umask())
   except OSError as error:
     raise _os_error(error, f'cannot create {final_dir!r}') from None
   try:

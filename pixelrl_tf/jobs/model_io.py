@@ -61,7 +61,7 @@ _OP_NODE_PREFIX = re.compile(r'^\{\{[^}]*\}\}\s*')
 _OP_NAME_SUFFIX = re.compile(r'\s*\[Op:[^\]]*\]$')
 
 
-def _op_error_text(error):
+def op_error_text(error: tf.errors.OpError) -> str:
   """The first line of a TensorFlow error without its op decorations."""
   lines = (getattr(error, 'message', None) or str(error)).strip().splitlines()
   text = lines[0] if lines else type(error).__name__
@@ -269,7 +269,7 @@ def read_model_config(run_dir):
   except (ValueError, TypeError) as error:  # UnicodeDecodeError included.
     raise ValueError(f'{path}: {_one_line(error)}') from None
   except tf.errors.OpError as error:
-    raise ValueError(f'cannot read {path}: {_op_error_text(error)}') from None
+    raise ValueError(f'cannot read {path}: {op_error_text(error)}') from None
 
 
 def save_model(run_dir, config, network, reward_map=None, step=0):
@@ -309,25 +309,42 @@ def resolve_checkpoint(path):
                           'checkpoint prefix')
 
 
-def _restore_checkpoint(network, reward_map, prefix, config_path):
-  """Restores `prefix` into the model; failures as `CheckpointError`."""
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, prefix: str,
+                       target: str, partial: bool = True) -> None:
+  """Restores `prefix` into `checkpoint`; failures as one-line errors.
+
+  Args:
+    checkpoint: the objects to restore (every one of them must be in the
+      checkpoint).
+    prefix: the checkpoint prefix (`.../ckpt-N`).
+    target: what the objects are, for the message (e.g. `the model of
+      RUN/model.json`).
+    partial: whether the checkpoint may hold more than `checkpoint` takes
+      (an optimizer, counters).
+
+  Raises:
+    CheckpointError: the files are truncated, corrupt or not a checkpoint
+      (`cannot read checkpoint ...`), or belong to another model (`...
+      does not fit ...`).
+  """
   failure = cause = None
   logger = tf.get_logger()
   level = logger.level
-  checkpoint = model_checkpoint(network, reward_map)
   try:
     try:
-      checkpoint.restore(prefix).expect_partial(
-      ).assert_existing_objects_matched()
+      status = checkpoint.restore(prefix)
+      if partial:
+        status = status.expect_partial()
+      status.assert_existing_objects_matched()
     except tf.errors.OpError as error:
       cause = error
       failure = CheckpointError(
           f'cannot read checkpoint {prefix} (truncated or corrupt?): '
-          f'{_op_error_text(error)}')
+          f'{op_error_text(error)}')
     except (ValueError, AssertionError) as error:
       cause = error
       failure = CheckpointError(
-          f'checkpoint {prefix} does not fit the model of {config_path}: '
+          f'checkpoint {prefix} does not fit {target}: '
           f'{_mismatch_text(error)}')
     except Exception as error:  # pylint: disable=broad-except
       # The checkpoint reader fails on truncated files with IndexError and
@@ -350,6 +367,12 @@ def _restore_checkpoint(network, reward_map, prefix, config_path):
     raise failure from cause
 
 
+def _restore_checkpoint(network, reward_map, prefix, config_path):
+  """Restores `prefix` into the model; failures as `CheckpointError`."""
+  restore_checkpoint(model_checkpoint(network, reward_map), prefix,
+                     f'the model of {config_path}')
+
+
 def read_inference_steps(prefix: str) -> Optional[int]:
   """The restoration step count stored with a checkpoint, or None.
 
@@ -362,7 +385,7 @@ def read_inference_steps(prefix: str) -> Optional[int]:
     reader = tf.train.load_checkpoint(prefix)
   except (tf.errors.OpError, ValueError) as error:
     raise CheckpointError(f'cannot read checkpoint {prefix}: '
-                          f'{_op_error_text(error)}') from None
+                          f'{op_error_text(error)}') from None
   if not reader.has_tensor(key):
     return None
   return int(reader.get_tensor(key))

@@ -293,10 +293,11 @@ class SaliencyEditor:
         reward_log_scale=1.0)
     image_tensor = tf.constant(self._image[None])
     mask_tensor = tf.constant(self._mask[None])
+    # Python control flow on Python values only: no autograph rewriting.
     self._run_episode = tf.function(
         lambda episode: learner.run(image_tensor, mask_tensor, episode,
                                     extra=mask_tensor),
-        input_signature=[tf.TensorSpec([], tf.int64)])
+        autograph=False, input_signature=[tf.TensorSpec([], tf.int64)])
 
   def train(self, progress_stream=None):
     """Runs the training episodes with a progress bar; returns seconds."""
@@ -473,14 +474,17 @@ def edit_image(image_path, mask_path, output_dir,
 
   stem = os.path.splitext(os.path.basename(image_path))[0]
   prefix = os.path.join(output_dir, stem)
-  image_io.write_image(prefix + '_edited.png', edited, bgr=True)
+  outputs = {}
+  outputs[prefix + '_edited.png'] = image_io.encode_image(
+      edited, '.png', bgr=True, name=prefix + '_edited.png')
   strip = action_maps.action_strip(step_images, step_actions,
                                    action_set.names, action_set.colors,
                                    bgr=True)
-  action_maps.save_png(strip, prefix + '_actions.png')
-  action_maps.save_png(_gray_panel([metrics.saliency_map(image),
-                                    metrics.saliency_map(edited),
-                                    mask]), prefix + '_saliency.png')
+  outputs[prefix + '_actions.png'] = action_maps.png_bytes(
+      strip, name=prefix + '_actions.png')
+  outputs[prefix + '_saliency.png'] = action_maps.png_bytes(
+      _gray_panel([metrics.saliency_map(image), metrics.saliency_map(edited),
+                   mask]), name=prefix + '_saliency.png')
   fractions = summaries.action_fractions(step_actions,
                                          action_set.num_actions)
   report = {
@@ -507,6 +511,7 @@ def edit_image(image_path, mask_path, output_dir,
       'train_seconds': train_seconds, 'edit_seconds': edit_seconds,
   }
   report = _jsonable(report)
-  files.write_text_atomically(prefix + '_metrics.json',
-                              json.dumps(report, indent=2))
+  outputs[prefix + '_metrics.json'] = json.dumps(report, indent=2).encode()
+  # The four files together: a failure leaves the earlier ones as they were.
+  files.write_files_atomically(outputs)
   return report

@@ -57,6 +57,8 @@ BEST_DIR = 'best'
 BEST_FILE = 'best.json'
 RUN_SETTINGS_FILE = 'run.json'
 OPERATIVE_CONFIG_PATTERN = 'operative_config-{episode}.gin'
+# A later start at the same episode with another configuration (k = 2, 3...).
+OPERATIVE_CONFIG_AGAIN_PATTERN = 'operative_config-{episode}-{k}.gin'
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 MIXED_PRECISION_POLICIES = (None, 'mixed_bfloat16', 'mixed_float16')
@@ -80,10 +82,17 @@ def _save_checkpoint(manager, episode):
   try:
     return manager.save(checkpoint_number=episode)
   except (tf.errors.OpError, OSError) as error:
+    # The writer's `ckpt-N_temp` folder of the failed save (a full disk
+    # needs every byte back).
+    files.remove_stale_temporaries(manager.directory)
+    reason = (model_io.op_error_text(error)
+              if isinstance(error, tf.errors.OpError) else
+              cli.first_line(error))
     raise TrainingError(
         f'could not write a checkpoint at episode {episode} in '
-        f'{manager.directory} ({cli.first_line(error)}); earlier '
-        'checkpoints are intact') from error
+        f'{manager.directory} ({reason}); earlier checkpoints are intact '
+        '(free space or fix the folder, then rerun the same command to '
+        'resume)') from error
 
 
 @gin.configurable(module='pixelrl_tf.jobs')
@@ -120,8 +129,9 @@ def initialise_network(network, init_checkpoint=None, init_caffemodel=None,
   # pylint: disable=g-import-not-at-top
   if init_checkpoint:
     _, prefix = model_io.resolve_checkpoint(init_checkpoint)
-    status = tf.train.Checkpoint(network=network).restore(prefix)
-    status.expect_partial().assert_existing_objects_matched()
+    model_io.restore_checkpoint(tf.train.Checkpoint(network=network), prefix,
+                                'the network of this run')
+    model_io.check_finite_variables(prefix, [network])
     return f'network initialised from {prefix}'
   source = init_caffemodel or init_npz
   if not source:
@@ -140,6 +150,36 @@ def initialise_network(network, init_checkpoint=None, init_caffemodel=None,
   from pixelrl_tf.weights import chainer_npz
   chainer_npz.load_into_network(path, network, layers=init_npz_layers)
   return f'network initialised from {source} ({path})'
+
+
+def _known_names(values):
+  """The values that are registered names (not paths, not `'default'`)."""
+  names = []
+  for value in values:
+    if value is None or not isinstance(value, str):
+      continue
+    if value in known_files.REGISTRY and not os.path.exists(value):
+      names.append(value)
+  return names
+
+
+def _require_known_files(data_values, initialising):
+  """Resolves every known file the run needs, reporting all missing at once.
+
+  Args:
+    data_values: the data settings (folders, lists; paths or names).
+    initialising: whether the network will be initialised from its
+      configured files (a new run); files that `initialise_network.missing_ok`
+      may do without are not required.
+  """
+  names = _known_names(data_values)
+  if initialising:
+    bindings = gin.get_bindings('pixelrl_tf.jobs.initialise_network')
+    if not bindings.get('missing_ok', False):
+      names += _known_names([bindings.get('init_caffemodel'),
+                             bindings.get('init_npz')])
+  if names:
+    known_files.require(names)
 
 
 def _data_path(value):
@@ -232,24 +272,124 @@ def _task_settings(task):
   return values
 
 
-def _check_resume(root_dir, settings, allow_changes):
-  """Refuses a resume whose settings differ from the run's (one line)."""
+def _setting_differences(key, stored, current):
+  """`(name, stored, current)` for each difference; a task field by field."""
+  if isinstance(stored, dict) and isinstance(current, dict):
+    return [(f'{key}.{field}', stored.get(field), current.get(field))
+            for field in sorted(set(stored) | set(current))
+            if stored.get(field) != current.get(field)]
+  return [(key, stored, current)] if stored != current else []
+
+
+def _check_resume(root_dir, settings, allow_changes, model, stored_model):
+  """Refuses a resume whose model or settings differ from the run's.
+
+  Args:
+    root_dir: the run directory.
+    settings: this start's guarded settings (`GUARDED_SETTINGS`).
+    allow_changes: the guarded settings this start may change.
+    model: this start's `ModelConfig`.
+    stored_model: the run's (`model.json`), or None for a new run.
+
+  Returns:
+    The stored settings (`run.json`), or None for a new run.
+
+  Raises:
+    TrainingError: one line naming every difference (a task's or a
+      model's fields one by one, e.g. `task.noise`, `model.filters`) and
+      how to proceed.
+  """
+  details = []
+  if stored_model is not None and stored_model != model:
+    details.extend(
+        f'model.{name} {old!r} -> {new!r}' for name, old, new in
+        _setting_differences('model', dataclasses.asdict(stored_model),
+                             dataclasses.asdict(model)))
+  model_changed = bool(details)
+  stored, refused = None, []
   path = os.path.join(root_dir, RUN_SETTINGS_FILE)
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    stored = json.load(f)
-  differences = [key for key in GUARDED_SETTINGS
-                 if key in stored and stored[key] != settings.get(key)
-                 and key not in allow_changes]
-  if differences:
-    details = '; '.join(f'{key} {stored[key]!r} -> {settings[key]!r}'
-                        for key in differences)
+  if tf.io.gfile.exists(path):
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        stored = json.load(f)
+      if not isinstance(stored, dict):
+        raise ValueError('not a JSON object')
+    except (ValueError, tf.errors.OpError) as error:
+      raise TrainingError(f'cannot read {path} ({cli.first_line(error)}); '
+                          'use a new --root_dir') from None
+    for key in GUARDED_SETTINGS:
+      if key not in stored or key in allow_changes:
+        continue
+      differences = _setting_differences(key, stored[key], settings.get(key))
+      if differences:
+        refused.append(key)
+        details.extend(f'{name} {old!r} -> {new!r}'
+                       for name, old, new in differences)
+  if model_changed:
     raise TrainingError(
-        f'{root_dir} was trained with other settings ({details}); use a new '
-        '--root_dir, or allow the change with train.allow_changes = '
-        f'{differences!r}')
+        f'{root_dir} holds a different model, trained with other settings '
+        f'({"; ".join(details)}); use a new --root_dir, or the same '
+        'configuration to resume')
+  if refused:
+    raise TrainingError(
+        f'{root_dir} was trained with other settings ({"; ".join(details)}); '
+        'use a new --root_dir, or allow the change with train.allow_changes '
+        f'= {refused!r}')
   return stored
+
+
+def _write_operative_config(root_dir, episode, text):
+  """Keeps the configuration of this start beside those of earlier starts.
+
+  A start at an episode where another start began writes
+  `operative_config-<episode>-<k>.gin`, unless one of those files already
+  holds the same text (a rerun after a kill).
+  """
+  k = 1
+  while True:
+    name = (OPERATIVE_CONFIG_PATTERN.format(episode=episode) if k == 1 else
+            OPERATIVE_CONFIG_AGAIN_PATTERN.format(episode=episode, k=k))
+    path = os.path.join(root_dir, name)
+    if not tf.io.gfile.exists(path):
+      files.write_text_atomically(path, text)
+      return path
+    with tf.io.gfile.GFile(path) as f:
+      if f.read() == text:
+        return path
+    k += 1
+
+
+def _run_checkpoints(train_dir):
+  """The checkpoints the `checkpoint` file of `train_dir` names, oldest first."""
+  state = tf.train.get_checkpoint_state(train_dir)
+  if state is None:
+    return []
+  paths = list(state.all_model_checkpoint_paths) or [
+      state.model_checkpoint_path]
+  return [path if os.path.isabs(path) else os.path.join(train_dir, path)
+          for path in paths if path]
+
+
+def _latest_checkpoint(train_dir):
+  """`(newest checkpoint whose files exist or None, the ones before it)`.
+
+  The `checkpoint` file decides which checkpoints belong to the run; one
+  whose files were removed (e.g. moved aside because they were damaged) is
+  passed over for the one before it; a run whose named checkpoints are all
+  gone is refused rather than trained over from scratch. (Checkpoint files
+  that no `checkpoint` file names are what a first save killed before it
+  was recorded left: the run starts again and overwrites them.)
+  """
+  named = _run_checkpoints(train_dir)
+  present = [p for p in named if tf.io.gfile.exists(p + '.index')]
+  if present:
+    return present[-1], present[:-1]
+  if named:
+    raise TrainingError(
+        f'{train_dir} has no checkpoint that can be resumed from (its '
+        f'`checkpoint` file names {", ".join(named)}, and their files are '
+        'gone); restore them or use a new --root_dir')
+  return None, []
 
 
 class Validator:
@@ -557,16 +697,16 @@ def train(root_dir,
                   list_file=None if list_file is None else os.fspath(list_file),
                   seed=seed, batch_size=batch_size, crop_size=crop_size,
                   num_episodes=num_episodes)
-  tf.io.gfile.makedirs(root_dir)
+  try:
+    tf.io.gfile.makedirs(root_dir)
+  except (tf.errors.OpError, OSError) as error:
+    raise TrainingError(f'cannot create the run directory {root_dir} '
+                        f'({cli.first_line(error)})') from None
   config_path = os.path.join(root_dir, model_io.MODEL_CONFIG_FILE)
   new_run = not tf.io.gfile.exists(config_path)
-  if not new_run:
-    existing = model_io.read_model_config(root_dir)
-    if existing != config:
-      raise TrainingError(
-          f'{root_dir} holds a different model ({existing}); use another '
-          '--root_dir or the same configuration to resume')
-  stored_settings = _check_resume(root_dir, settings, set(allow_changes))
+  stored_settings = _check_resume(
+      root_dir, settings, set(allow_changes), config,
+      None if new_run else model_io.read_model_config(root_dir))
 
   record_gradients = choose_record_gradients(
       update_recompute, local_batch, crop_size, filters, task.window)
@@ -607,13 +747,21 @@ def train(root_dir,
       prefix='pixelrl_worker_checkpoint_')
   manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
                                        max_to_keep=keep_checkpoints)
-  latest = tf.train.latest_checkpoint(train_dir)
+  latest, older = _latest_checkpoint(train_dir)
   if latest:
-    checkpoint.restore(latest).assert_existing_objects_matched()
+    try:
+      model_io.restore_checkpoint(checkpoint, latest, f'the run in {root_dir}',
+                                  partial=False)
+    except model_io.CheckpointError as error:
+      how = (f'move {latest}.* out of {train_dir} to resume from {older[-1]}'
+             if older else 'use a new --root_dir')
+      raise TrainingError(f'{error}; {how}') from None
     print(f'resuming from {latest} at episode {int(episode)}',
           file=progress_stream)
   start_episode = int(episode)
 
+  _require_known_files([data_source, list_file, validation_source],
+                       initialising=not latest)
   source = episode_sources.make_episode_source(
       task, _data_path(data_source), batch_size, crop_size, seed,
       start_batch=start_episode, list_file=_data_path(list_file),
@@ -635,10 +783,8 @@ def train(root_dir,
       files.write_text_atomically(
           os.path.join(root_dir, RUN_SETTINGS_FILE),
           json.dumps(settings, indent=2, sort_keys=True))
-    files.write_text_atomically(
-        os.path.join(root_dir,
-                     OPERATIVE_CONFIG_PATTERN.format(episode=start_episode)),
-        gin.operative_config_str())
+    _write_operative_config(root_dir, start_episode,
+                            gin.operative_config_str())
 
   learner = learner_lib.EpisodeLearner(
       agent, environment, task.t_max, task.window, seed,
@@ -824,7 +970,11 @@ def _distributed_episode_fn(strategy, learner, batch_shape, jit_compile):
       result[key] = strategy.experimental_local_results(per_replica[key])[0]
     return result
 
-  return tf.function(episode_fn, jit_compile=jit_compile or None,
+  # The episode's Python control flow is on Python values (step counts,
+  # windows), so autograph would only spend time rewriting every function
+  # it calls (most of a trace).
+  return tf.function(episode_fn, autograph=False,
+                     jit_compile=jit_compile or None,
                      input_signature=[batch_spec, batch_spec,
                                       tf.TensorSpec([], tf.int64)])
 

@@ -546,10 +546,19 @@ def save_png(image, path) -> None:
     OSError: (one line) the file cannot be written; a previous file is
       unchanged.
   """
+  # Always a PNG, whatever the suffix of `path`.
+  files.write_bytes_atomically(path, png_bytes(image, name=os.fspath(path)))
+
+
+def png_bytes(image, name: Optional[str] = None) -> bytes:
+  """The PNG file `save_png` writes, as bytes (see `save_png`).
+
+  Args:
+    image: as `save_png`.
+    name: how messages name the target.
+  """
   image = np.asarray(image)
   if image.dtype != np.uint8:
     image = _to_display_rgb(image)
   image = _check_uint8_frame(image)
-  # Always a PNG, whatever the suffix of `path`.
-  files.write_bytes_atomically(
-      path, image_io.encode_image(image, '.png', name=os.fspath(path)))
+  return image_io.encode_image(image, '.png', name=name)
