@@ -401,7 +401,7 @@ def test_operative_configs_of_starts_at_one_episode_are_all_kept(tmp_path):
       'train.eval_interval = 50\n')
 
 
-def test_a_damaged_latest_checkpoint_is_one_line_and_names_the_way_back(
+def test_damaged_or_missing_checkpoints_are_one_line_and_never_trained_over(
     tmp_path):
   stream = open(os.devnull, 'w')
   _train_tiny(tmp_path, stream, num_episodes=2, checkpoint_interval=1,
@@ -430,17 +430,10 @@ def test_a_damaged_latest_checkpoint_is_one_line_and_names_the_way_back(
   result = train_lib.train(str(tmp_path), progress_stream=lines)
   assert result['episode'] == 2
   assert 'at episode 1' in lines.text
-
-
-def test_a_run_whose_checkpoints_are_gone_is_refused(tmp_path):
-  stream = open(os.devnull, 'w')
-  _train_tiny(tmp_path, stream, num_episodes=1, checkpoint_interval=1,
-              eval_interval=100, final_report=False)
-  for path in (tmp_path / 'train').glob('ckpt-*'):
+  # A run whose checkpoints are all gone is refused: training again from
+  # scratch would quietly throw the run away.
+  for path in train_dir.glob('ckpt-*'):
     path.unlink()
-  _parse_tiny('train.num_episodes = 1', 'train.checkpoint_interval = 1',
-              'train.eval_interval = 100', 'train.final_report = False')
-  # Training again from scratch would quietly throw the run away.
   with pytest.raises(train_lib.TrainingError,
                      match='no checkpoint that can be resumed from'):
     train_lib.train(str(tmp_path), progress_stream=stream)
@@ -449,8 +442,8 @@ def test_a_run_whose_checkpoints_are_gone_is_refused(tmp_path):
 def test_a_foreign_checkpoint_to_start_from_is_one_line(tmp_path):
   stream = open(os.devnull, 'w')
   other = tmp_path / 'other'
-  _train_tiny(other, stream, num_episodes=1, checkpoint_interval=1,
-              eval_interval=100, final_report=False, filters=4)
+  config = model_io.ModelConfig(filters=4, t_max=2)
+  model_io.save_model(str(other), config, model_io.build_network(config))
   _parse_tiny('train.num_episodes = 1', 'train.eval_interval = 100',
               f'initialise_network.init_checkpoint = {str(other)!r}')
   with pytest.raises(model_io.CheckpointError) as error:
