@@ -171,6 +171,10 @@ def _require_known_files(data_values, initialising):
     initialising: whether the network will be initialised from its
       configured files (a new run); files that `initialise_network.missing_ok`
       may do without are not required.
+
+  Returns:
+    `{name: path}` of what was resolved, so that the data is not resolved
+    (and, from the cache, hashed) a second time.
   """
   names = _known_names(data_values)
   if initialising:
@@ -178,14 +182,21 @@ def _require_known_files(data_values, initialising):
     if not bindings.get('missing_ok', False):
       names += _known_names([bindings.get('init_caffemodel'),
                              bindings.get('init_npz')])
-  if names:
-    known_files.require(names)
+  return {name: str(path)
+          for name, path in known_files.require(names).items()} if names else {}
 
 
-def _data_path(value):
-  """A data folder or list setting: a path, a known name, or `'default'`."""
+def _data_path(value, resolved):
+  """A data folder or list setting: a path, a known name, or `'default'`.
+
+  Args:
+    value: the setting.
+    resolved: `{name: path}` of the names already resolved.
+  """
   if value is None or os.fspath(value) == datasets.DEFAULT_SOURCE:
     return value
+  if isinstance(value, str) and value in resolved:
+    return resolved[value]
   return str(known_files.resolve_path_or_name(value))
 
 
@@ -760,12 +771,12 @@ def train(root_dir,
           file=progress_stream)
   start_episode = int(episode)
 
-  _require_known_files([data_source, list_file, validation_source],
-                       initialising=not latest)
+  resolved = _require_known_files(
+      [data_source, list_file, validation_source], initialising=not latest)
   source = episode_sources.make_episode_source(
-      task, _data_path(data_source), batch_size, crop_size, seed,
-      start_batch=start_episode, list_file=_data_path(list_file),
-      validation_source=_data_path(validation_source),
+      task, _data_path(data_source, resolved), batch_size, crop_size, seed,
+      start_batch=start_episode, list_file=_data_path(list_file, resolved),
+      validation_source=_data_path(validation_source, resolved),
       validation_fraction=validation_fraction,
       max_validation_images=max_validation_images)
   if not latest:
