@@ -23,8 +23,9 @@ ALLOWED = {
     'serving': {'serving', 'drivers', 'agents', 'environments'},
     'jobs': {'jobs', 'io', 'filters', 'metrics', 'data', 'networks',
              'agents', 'environments', 'tasks', 'drivers', 'weights',
-             'visualization', 'serving', 'cli'},
+             'visualization', 'serving', 'cli', 'hardware'},
     'cli': set(),
+    'hardware': set(),
 }
 MAINS_MAY_IMPORT = {'jobs', 'cli'}
 

@@ -347,7 +347,39 @@ _GUARDED_CHANGES = [
      ['data_source']),
     (('train.num_episodes = 5',), ('num_episodes 3 -> 5',),
      ['num_episodes']),
+    (('train.learning_rate = 0.002', 'train.learning_rate_power = 1.0'),
+     ('learning_rate 0.001 -> 0.002', 'learning_rate_power 0.9 -> 1.0'),
+     ['learning_rate', 'learning_rate_power']),
+    (('train.adam_epsilon = 1e-06',), ('adam_epsilon 1e-08 -> 1e-06',),
+     ['adam_epsilon']),
+    (('PixelA2CAgent.gamma = 0.9', 'PixelA2CAgent.entropy_coef = 0.02'),
+     ('agent.gamma 0.95 -> 0.9', 'agent.entropy_coef 0.01 -> 0.02'),
+     ['agent']),
+    (('PixelA2CAgent.value_loss_coef = 1.0', 'PixelA2CAgent.reward_scale = 2.0',
+      'PixelA2CAgent.gradient_clip_norm = 1.0',
+      'PixelA2CAgent.reward_map_policy_gradient = True'),
+     ('agent.value_loss_coef 0.5 -> 1.0', 'agent.reward_scale 1.0 -> 2.0',
+      'agent.gradient_clip_norm None -> 1.0',
+      'agent.reward_map_policy_gradient False -> True'), ['agent']),
+    (("train.mixed_precision = 'mixed_bfloat16'",),
+     ("mixed_precision None -> 'mixed_bfloat16'",), ['mixed_precision']),
+    # A changed validation split would move training images into it.
+    (('train.validation_fraction = 0.3',),
+     ('validation_fraction None -> 0.3',), ['validation_fraction']),
+    (("train.validation_source = '/elsewhere'", 'train.max_validation_images'
+      ' = 2'), ("validation_source None -> '/elsewhere'",
+                'max_validation_images 1 -> 2'),
+     ['validation_source', 'max_validation_images']),
+    (('train.choose_inference_steps = True',),
+     ('choose_inference_steps False -> True',), ['choose_inference_steps']),
 ]
+# What a resume may change: the settings that alter neither the trajectory
+# nor the validation split (only how the same update is computed, or what
+# is logged and when).
+_FREE_CHANGES = ("train.update_recompute = True",
+                 'PixelA2CAgent.max_update_batch = 1',
+                 'train.summary_interval = 2', 'train.checkpoint_interval = 1',
+                 'train.keep_checkpoints = 5')
 
 
 def test_resume_guards_name_every_difference(tmp_path):
@@ -373,10 +405,22 @@ def test_resume_guards_name_every_difference(tmp_path):
       assert 'allow_changes' not in message, message
     # Refused before anything was written.
     assert sorted(os.listdir(tmp_path)) == files_before, bindings
-  # Extending the budget is deliberate: allowed by name.
-  result = _train_tiny(tmp_path, stream, num_episodes=4, eval_interval=100,
-                       final_report=False, allow_changes=['num_episodes'])
+  # A run directory written before a setting was guarded resumes (the
+  # settings it does not record are not compared) and records them now.
+  run_json = tmp_path / 'run.json'
+  stored = json.loads(run_json.read_text())
+  assert stored['agent']['gamma'] == 0.95 and stored['learning_rate'] == 1e-3
+  older = {key: stored[key] for key in ('task', 'data_source', 'list_file',
+                                        'seed', 'batch_size', 'crop_size',
+                                        'num_episodes')}
+  run_json.write_text(json.dumps(older))
+  # Extending the budget is deliberate: allowed by name; the free settings
+  # need nothing.
+  _parse_tiny(*base, 'train.num_episodes = 4',
+              "train.allow_changes = ['num_episodes']", *_FREE_CHANGES)
+  result = train_lib.train(str(tmp_path), progress_stream=stream)
   assert result['episode'] == 4
+  assert json.loads(run_json.read_text())['agent'] == stored['agent']
   # Every start keeps its operative configuration.
   assert (tmp_path / 'operative_config-0.gin').exists()
   assert 'train.num_episodes = 4' in (

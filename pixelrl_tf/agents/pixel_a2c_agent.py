@@ -150,8 +150,13 @@ class PixelA2CAgent(tf_agent.TFAgent):
         the reference); a stabiliser for tasks whose rewards are large.
       gradient_clip_norm: clip the global gradient norm to this (None: no
         clipping, as the reference).
-      debug_summaries: emit extra summaries.
-      summarize_grads_and_vars: emit gradient and variable summaries.
+      debug_summaries: write histograms of every update's returns, values,
+        advantages and rewards and the share of each action taken
+        (`debug/...`), under the default summary writer and step (the
+        training loop sets them at its scalar-summary episodes).
+      summarize_grads_and_vars: write histograms of every trainable
+        variable and its gradient (`gradients/...`, `variables/...`), the
+        same way.
       train_step_counter: optional counter incremented per update.
       name: agent name.
     """
@@ -204,6 +209,11 @@ class PixelA2CAgent(tf_agent.TFAgent):
   @property
   def gamma(self):
     return self._gamma
+
+  @property
+  def writes_summaries(self) -> bool:
+    """Whether updates write summaries (debug or gradient histograms)."""
+    return self._debug_summaries or self._summarize_grads_and_vars
 
   @property
   def hyperparameters(self):
@@ -319,6 +329,9 @@ class PixelA2CAgent(tf_agent.TFAgent):
             replica_weight, initial_network_state, network_variables,
             apply_gradients)
       totals['return'] = tf.reduce_mean(step_returns)
+      if self._debug_summaries:
+        self._summarize_update(actions[:num_steps], rewards, step_returns,
+                               value_maps)
 
       variables = list(network_variables)
       if self._reward_map is not None:
@@ -495,12 +508,37 @@ class PixelA2CAgent(tf_agent.TFAgent):
       return gradient_norm, apply()
     return gradient_norm, tf.cond(finite, apply, lambda: tf.constant(False))
 
+  def _summary_step(self):
+    step = tf.summary.experimental.get_step()
+    return self.train_step_counter if step is None else step
+
   def _summarize(self, grads_and_vars):
-    step = self.train_step_counter
-    for grad, var in grads_and_vars:
-      name = var.name.replace(':', '_')
-      tf.summary.histogram(f'gradients/{name}', grad, step=step)
-      tf.summary.histogram(f'variables/{name}', var, step=step)
+    """Histograms of every variable and its gradient."""
+    step = self._summary_step()
+    # Tags from the root, whatever name scope the update runs in.
+    with tf.compat.v1.name_scope(''):
+      for grad, var in grads_and_vars:
+        name = var.name.replace(':', '_')
+        tf.summary.histogram(f'gradients/{name}', grad, step=step)
+        tf.summary.histogram(f'variables/{name}', var, step=step)
+
+  def _summarize_update(self, actions, rewards, returns, value_maps):
+    """Histograms of `[T,B,H,W]` rewards, returns, values, advantages."""
+    step = self._summary_step()
+    values = tf.stack(value_maps, axis=0)
+    num_actions = int(self.action_spec.maximum) + 1
+    counts = tf.math.bincount(tf.reshape(actions, [-1]),
+                              minlength=num_actions, maxlength=num_actions,
+                              dtype=tf.float32)
+    shares = counts / tf.maximum(tf.reduce_sum(counts), 1.0)
+    with tf.compat.v1.name_scope(''):
+      tf.summary.histogram('debug/rewards', rewards, step=step)
+      tf.summary.histogram('debug/returns', returns, step=step)
+      tf.summary.histogram('debug/values', values, step=step)
+      tf.summary.histogram('debug/advantages', returns - values, step=step)
+      for index in range(num_actions):
+        tf.summary.scalar(f'debug/action_share/{index}', shares[index],
+                          step=step)
 
 
 def poly_learning_rate(initial_learning_rate, episode, num_episodes,

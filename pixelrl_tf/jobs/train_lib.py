@@ -23,6 +23,7 @@ optimizer, episode counter, restoration step count), `best/ckpt-N.*` and
 TensorBoard event files under `train/` and `eval/`.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -63,9 +64,23 @@ OPERATIVE_CONFIG_AGAIN_PATTERN = 'operative_config-{episode}-{k}.gin'
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 MIXED_PRECISION_POLICIES = (None, 'mixed_bfloat16', 'mixed_float16')
 
-# Settings of a run that a resume may not change silently (`run.json`).
+# Settings of a run that a resume may not change silently (`run.json`):
+# everything that changes the training trajectory or the validation split.
+# Settings a resume may change freely change neither, or only the order of
+# float32 sums: strategy, update_recompute, jit_compile,
+# PixelA2CAgent.max_update_batch, the logging, checkpoint and validation
+# intervals (docs/design.md, "What a resume may change").
 GUARDED_SETTINGS = ('task', 'data_source', 'list_file', 'seed', 'batch_size',
-                    'crop_size', 'num_episodes')
+                    'crop_size', 'num_episodes', 'learning_rate',
+                    'learning_rate_power', 'adam_epsilon', 'agent',
+                    'mixed_precision', 'validation_source',
+                    'validation_fraction', 'max_validation_images',
+                    'choose_inference_steps')
+# Agent hyper-parameters that change the result of an update (the others,
+# e.g. `max_update_batch`, change only how it is computed).
+GUARDED_AGENT_HYPERPARAMETERS = ('gamma', 'entropy_coef', 'value_loss_coef',
+                                 'reward_map_policy_gradient', 'reward_scale',
+                                 'gradient_clip_norm')
 
 # Activation maps of `F` channels kept per image pixel and step when the
 # update reuses the rollout's forward pass (measured, see
@@ -703,11 +718,18 @@ def train(root_dir,
       reward_map_size=reward_map_size, t_max=task.t_max,
       input_transform=task.input_transform, task=task.name,
       imports=_imports_of(task), extra_channels=task.extra_channels)
+  optional_path = lambda p: None if p is None else os.fspath(p)
   settings = dict(task=_task_settings(task),
                   data_source=os.fspath(data_source),
-                  list_file=None if list_file is None else os.fspath(list_file),
+                  list_file=optional_path(list_file),
                   seed=seed, batch_size=batch_size, crop_size=crop_size,
-                  num_episodes=num_episodes)
+                  num_episodes=num_episodes, learning_rate=learning_rate,
+                  learning_rate_power=learning_rate_power,
+                  adam_epsilon=adam_epsilon, mixed_precision=mixed_precision,
+                  validation_source=optional_path(validation_source),
+                  validation_fraction=validation_fraction,
+                  max_validation_images=max_validation_images,
+                  choose_inference_steps=bool(choose_inference_steps))
   try:
     tf.io.gfile.makedirs(root_dir)
   except (tf.errors.OpError, OSError) as error:
@@ -715,9 +737,6 @@ def train(root_dir,
                         f'({cli.first_line(error)})') from None
   config_path = os.path.join(root_dir, model_io.MODEL_CONFIG_FILE)
   new_run = not tf.io.gfile.exists(config_path)
-  stored_settings = _check_resume(
-      root_dir, settings, set(allow_changes), config,
-      None if new_run else model_io.read_model_config(root_dir))
 
   record_gradients = choose_record_gradients(
       update_recompute, local_batch, crop_size, filters, task.window)
@@ -747,6 +766,16 @@ def train(root_dir,
     # Slots exist before a restore, so every one of them is restored now
     # rather than through deferred restoration.
     optimizer.build(agent.trainable_variables_for_update())
+  if agent.writes_summaries and replicas > 1:
+    raise ValueError(
+        'PixelA2CAgent.summarize_grads_and_vars and debug_summaries write '
+        f'from one replica only; this run has {replicas} (use the default '
+        'strategy to record them)')
+  settings['agent'] = {key: agent.hyperparameters[key]
+                       for key in GUARDED_AGENT_HYPERPARAMETERS}
+  stored_settings = _check_resume(
+      root_dir, settings, set(allow_changes), config,
+      None if new_run else model_io.read_model_config(root_dir))
   checkpoint = model_io.model_checkpoint(
       network, agent.reward_map, optimizer=optimizer, episode=episode,
       train_step=agent.train_step_counter,
@@ -814,6 +843,7 @@ def train(root_dir,
   best = _read_best(root_dir)
 
   writers = _summary_writers(root_dir, chief)
+  histograms = _HistogramSummaries(writers, agent)
   bar = progress.ProgressBar(num_episodes, initial=start_episode,
                              stream=progress_stream)
   watchdog = _Watchdog(progress_stream, loss_growth_warning_factor)
@@ -837,7 +867,10 @@ def train(root_dir,
         start, target = next(batches)
         started = time.monotonic()
         try:
-          result = run_episode(start, target, tf.constant(current, tf.int64))
+          with histograms.during(current + 1, (current + 1) % summary_interval
+                                 == 0 or current + 1 == num_episodes):
+            result = run_episode(start, target,
+                                 tf.constant(current, tf.int64))
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                 tf.errors.CancelledError) as error:
           raise TrainingError(
@@ -1001,6 +1034,33 @@ def _check_finite(scalars, episode, last_saved):
         f'and the last good checkpoint (episode {last_saved}) is kept (lower '
         'the learning rate, set PixelA2CAgent.gradient_clip_norm, or check '
         'the data)')
+
+
+class _HistogramSummaries:
+  """The agent's histograms, written from inside the episode function.
+
+  `PixelA2CAgent.summarize_grads_and_vars` and `debug_summaries` write
+  summaries inside the update; the traced episode holds those ops with
+  the training writer, a step variable and a recording switch, so they
+  write at the scalar-summary episodes and nowhere else.
+  """
+
+  def __init__(self, writers, agent):
+    self._writer = writers.get(model_io.TRAIN_DIR) if writers else None
+    self._enabled = agent.writes_summaries and self._writer is not None
+    self._step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self._record = tf.Variable(False, trainable=False)
+
+  def during(self, step, record):
+    """A context for one episode call, recording at `step` if `record`."""
+    if not self._enabled:
+      return contextlib.nullcontext()
+    self._step.assign(step)
+    self._record.assign(bool(record))
+    stack = contextlib.ExitStack()
+    stack.enter_context(self._writer.as_default(step=self._step))
+    stack.enter_context(tf.summary.record_if(lambda: self._record))
+    return stack
 
 
 def _summary_writers(root_dir, chief) -> Dict[str, tf.summary.SummaryWriter]:

@@ -54,10 +54,15 @@ def _print_note(line):
   print(f'note: {line}', file=sys.stderr)
 
 
-def _paired_images(folder, channels, bgr, min_size, note_fn):
-  """`(name, input, target)` of `folder/input` and `folder/target`."""
+def _paired_images(folder, channels, bgr, min_size, note_fn, list_file=None):
+  """`(name, input, target)` of `folder/input` and `folder/target`.
+
+  With `list_file`, only the pairs whose inputs it lists (names relative to
+  `folder/input`).
+  """
   pairs = datasets.list_image_pairs(os.path.join(folder, 'input'),
-                                    os.path.join(folder, 'target'))
+                                    os.path.join(folder, 'target'),
+                                    list_file=list_file)
   inputs = datasets.load_images([path for path, _ in pairs], channels,
                                 bgr=bgr, min_size=min_size, note_fn=note_fn)
   targets = datasets.load_images([path for _, path in pairs], channels,
@@ -81,7 +86,9 @@ def make_episode_source(task, data_source, batch_size, crop_size, seed,
     crop_size: crop side.
     seed: seed of the stream.
     start_batch: first batch of the seeded stream (the episode to resume).
-    list_file: optional list of the training files of a folder source.
+    list_file: optional list of the training files of a folder source (for
+      `'paired'`: of the inputs in `data_source/input`; the pairs it lists
+      are the ones trained on, or split with `validation_fraction`).
     validation_source: `'default'` or a folder of validation images.
     validation_fraction: held-out fraction of the source for validation.
     max_validation_images: keep at most this many validation images.
@@ -99,16 +106,24 @@ def make_episode_source(task, data_source, batch_size, crop_size, seed,
   task = tasks_lib.get_task(task)
   channels, bgr = task.channels, task.bgr
   note_fn = note_fn or _print_note
+  if validation_source is not None and validation_fraction is not None:
+    raise ValueError(
+        'set validation_source or validation_fraction, not both '
+        f'(validation_source {os.fspath(validation_source)!r} is the '
+        f'validation set; validation_fraction {validation_fraction!r} would '
+        'hold out a share of the training data instead)')
   if task.episode_source == tasks_lib.PAIRED:
     if validation_source is not None:
       train_pairs = _paired_images(data_source, channels, bgr, crop_size,
-                                   note_fn)
+                                   note_fn, list_file)
       validation = _paired_images(validation_source, channels, bgr, None,
                                   note_fn)
     else:
       # The held-out pairs need not fit the crop (they are restored whole);
-      # `make_paired_dataset` checks the training ones.
-      pairs = _paired_images(data_source, channels, bgr, None, note_fn)
+      # `make_paired_dataset` checks the training ones. With a list file,
+      # the listed pairs are the ones split.
+      pairs = _paired_images(data_source, channels, bgr, None, note_fn,
+                             list_file)
       train_pairs, validation = datasets.split_train_validation(
           pairs, validation_fraction or 0.0)
     dataset = datasets.make_paired_dataset(

@@ -1,0 +1,146 @@
+"""Training settings that once were accepted and did nothing now take effect.
+
+* `PixelA2CAgent.summarize_grads_and_vars` and `debug_summaries` write their
+  histograms to the run's TensorBoard files, at the scalar-summary episodes;
+* a list file selects the training pairs of a paired (colour) task;
+* `validation_source` and `validation_fraction` together are an error.
+"""
+
+import os
+
+import cv2
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import PROJECT_ROOT
+from pixelrl_tf import cli
+from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.tasks import episode_sources
+from pixelrl_tf.tasks import tasks as tasks_lib
+
+TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
+
+
+def _train(root_dir, *bindings):
+  gin.clear_config()
+  cli.parse_gin([TINY], ['train.eval_interval = 100',
+                         'train.final_report = False', *bindings])
+  with open(os.devnull, 'w') as stream:
+    return train_lib.train(str(root_dir), progress_stream=stream)
+
+
+def _tags_by_step(directory):
+  """`{step: set of tags}` of every summary under `directory`."""
+  tags = {}
+  for path in sorted(directory.glob('events.out*')):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        tags.setdefault(event.step, set()).add(value.tag)
+  return tags
+
+
+def _histogram(directory, tag, step):
+  """`(count, min, max)` of the histogram `tag` written at `step`."""
+  for path in sorted(directory.glob('events.out*')):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        if value.tag == tag and event.step == step:
+          buckets = tf.make_ndarray(value.tensor)  # [k, 3]: left, right, n
+          return (float(buckets[:, 2].sum()), float(buckets[:, 0].min()),
+                  float(buckets[:, 1].max()))
+  raise AssertionError(f'no {tag} at step {step}')
+
+
+def test_gradient_and_debug_histograms_reach_tensorboard(tmp_path):
+  # Without the options: no histogram.
+  _train(tmp_path, 'train.num_episodes = 4', 'train.stop_after_episodes = 1')
+  assert not any(tag.startswith(('gradients/', 'variables/', 'debug/'))
+                 for tags in _tags_by_step(tmp_path / 'train').values()
+                 for tag in tags)
+  # Turned on for the resume (they change nothing that is guarded):
+  # written at the scalar-summary episodes (every 2nd and the last) only.
+  _train(tmp_path, 'train.num_episodes = 5', "train.allow_changes = "
+         "['num_episodes']", 'train.summary_interval = 2',
+         'PixelA2CAgent.summarize_grads_and_vars = True',
+         'PixelA2CAgent.debug_summaries = True')
+  tags = _tags_by_step(tmp_path / 'train')
+  kernel = 'FcnActorCritic/conv1/kernel_0'
+  for step in (2, 4, 5):
+    assert f'gradients/{kernel}' in tags[step], sorted(tags[step])
+    assert f'variables/{kernel}' in tags[step]
+    for name in ('rewards', 'returns', 'values', 'advantages'):
+      assert f'debug/{name}' in tags[step]
+    assert {f'debug/action_share/{i}' for i in range(9)} <= tags[step]
+  for step in (1, 3):
+    assert not any(t.startswith(('gradients/', 'debug/'))
+                   for t in tags.get(step, ()))
+  # The values are the run's: conv1's kernel histogram of episode 5 counts
+  # its 3*3*1*8 weights and spans their values before that episode's
+  # update, the checkpoint of episode 4.
+  reader = tf.train.load_checkpoint(str(tmp_path / 'train' / 'ckpt-4'))
+  weights = reader.get_tensor(
+      'network/_trunk/0/kernel/.ATTRIBUTES/VARIABLE_VALUE')
+  count, low, high = _histogram(tmp_path / 'train', f'variables/{kernel}', 5)
+  assert count == weights.size == 72
+  assert low == pytest.approx(weights.min(), abs=1e-6)
+  assert high == pytest.approx(weights.max(), abs=1e-6)
+  # Every pixel of every step of the batch (2 crops of 16x16, 2 steps).
+  count, _, _ = _histogram(tmp_path / 'train', 'debug/returns', 5)
+  assert count == 2 * 2 * 16 * 16
+
+
+def _write_pairs(folder, levels):
+  """One pair per level: a flat input at `level`, a flat target at 255."""
+  for kind in ('input', 'target'):
+    (folder / kind).mkdir(parents=True, exist_ok=True)
+  for index, level in enumerate(levels):
+    cv2.imwrite(str(folder / 'input' / f'pair{index}.png'),
+                np.full((24, 24, 3), level, np.uint8))
+    cv2.imwrite(str(folder / 'target' / f'pair{index}.png'),
+                np.full((24, 24, 3), 255, np.uint8))
+
+
+def _input_levels(source, batches=6):
+  """The distinct input levels (0..255) of the first training batches."""
+  levels = set()
+  for start, _ in source.dataset.take(batches):
+    # Centre pixels: the rotation's black corners never reach them.
+    levels |= set(np.round(start.numpy()[:, 8, 8, 0] * 255).astype(int))
+  return levels
+
+
+def test_a_list_file_selects_the_training_pairs(tmp_path):
+  _write_pairs(tmp_path / 'pairs', (10, 60, 110, 160))
+  listed = tmp_path / 'list.txt'
+  listed.write_text('pair1.png\npair3\n')
+  task = tasks_lib.get_task('color_enhance')
+  unlisted = episode_sources.make_episode_source(
+      task, str(tmp_path / 'pairs'), 4, 16, seed=0,
+      validation_source=str(tmp_path / 'pairs'))
+  assert _input_levels(unlisted) == {10, 60, 110, 160}
+  source = episode_sources.make_episode_source(
+      task, str(tmp_path / 'pairs'), 4, 16, seed=0, list_file=str(listed),
+      validation_source=str(tmp_path / 'pairs'))
+  assert _input_levels(source) == {60, 160}
+  # The validation folder is not restricted by the training list.
+  assert len(source.validation) == 4
+  # With a held-out fraction, the listed pairs are the ones split.
+  split = episode_sources.make_episode_source(
+      task, str(tmp_path / 'pairs'), 4, 16, seed=0, list_file=str(listed),
+      validation_fraction=0.5)
+  validation_levels = {int(round(v[1][8, 8, 0] * 255))
+                       for v in split.validation}
+  assert len(split.validation) == 1 and validation_levels < {60, 160}
+  assert _input_levels(split) == {60, 160} - validation_levels
+
+
+def test_validation_source_and_fraction_together_are_one_line(tmp_path):
+  with pytest.raises(ValueError) as error:
+    _train(tmp_path / 'run', "train.validation_source = 'default'",
+           'train.validation_fraction = 0.2')
+  message = cli.first_line(error.value)
+  assert 'validation_source or validation_fraction, not both' in message
+  assert not (tmp_path / 'run' / 'model.json').exists()
+  assert not (tmp_path / 'run' / 'run.json').exists()
