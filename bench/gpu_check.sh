@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one run of under 5 minutes on one GPU:
-#   1. the tests marked `gpu` (mirrored training over the local GPUs, mixed
-#      float16 training with loss scaling, XLA and mixed-precision
-#      restoration equal to float32 within their tolerances);
-#   2. bench_core.py at batch 64 ("+convGRU", 70x70, t_max 5) for float32,
-#      XLA and mixed precision, and the 481x321 restoration;
+# The checks that need a GPU, in one run (docs/benchmarks.md says which GPU
+# figures exist):
+#   1. the tests marked `gpu` (tests/gpu_test.py): XLA training gives the
+#      weights of graph training within a tolerance; mixed_float16 (with
+#      loss scaling) and mixed_bfloat16 training follow float32 training
+#      (their updates point the same way and have about the same size); and,
+#      with two or more GPUs only, mirrored training over the local GPUs
+#      gives the weights of one replica (skipped, saying so, on one GPU);
+#   2. bench_core.py at batch 8 and 64 ("+convGRU", 70x70, t_max 5) for
+#      float32, XLA, mixed_bfloat16 and mixed_float16, and the 481x321
+#      restoration;
 #   3. precision_check.py: greedy PSNR of the released sigma-25 model under
-#      XLA, mixed_bfloat16 and mixed_float16 against float32.
+#      XLA, mixed_bfloat16 and (on a GPU) mixed_float16 against float32.
 # Prints one table at the end; JSON goes to $OUT (or bench/results/gpu).
 #
 #   bash bench/gpu_check.sh

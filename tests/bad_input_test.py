@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 import disks
 from pixelrl_tf import cli
 from pixelrl_tf.data import known_files
@@ -46,7 +46,7 @@ from pixelrl_tf.jobs import model_io
 COMMANDS = ('restore', 'eval', 'export', 'import_weights', 'saliency_edit',
             'make_restoration_set', 'train', 'download')
 _PARALLEL_PROCESSES = 2
-_TIMEOUT_SECONDS = 600
+_TIMEOUT_SECONDS = HANG_TIMEOUT_SECONDS
 _TRACEBACK = 'Traceback (most recent call last)'
 _PROGRESS = re.compile(r'^(\[\d+\] |episode \d+/\d+ )')
 _SENTINEL = b'sentinel: must not be modified\n'

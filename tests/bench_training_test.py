@@ -8,8 +8,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from conftest import PROJECT_ROOT
+import reference_numpy
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf.data import noise as noise_lib
 
 SCRIPT = str(PROJECT_ROOT / 'bench' / 'bench_training.py')
@@ -18,7 +20,7 @@ SIZE = 40
 CROP = 32
 
 
-def _run(*args, timeout=240):
+def _run(*args, timeout=HANG_TIMEOUT_SECONDS):
   result = subprocess.run([sys.executable, SCRIPT, *args], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=timeout)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -62,8 +64,8 @@ def _lab(bgr):
   return cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
 
 
-def _box_schedule_psnr(folder, count):
-  """Mean PSNR of `count` 5x5 box filters, by hand with OpenCV.
+def _noisy_crops(folder):
+  """`(name, noisy, clean)` of the centre crops the benchmark tests on.
 
   The clean crops are read and cropped here; only the seeded noise comes
   from the library (`noise_lib.noisy_pairs`, seed `(0, image index)`).
@@ -74,9 +76,14 @@ def _box_schedule_psnr(folder, count):
     clean = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
     clean = clean[offset:offset + CROP, offset:offset + CROP, None] / 255.0
     images.append((path.name, clean))
+  return list(noise_lib.noisy_pairs(
+      images, noise_lib.parse_noise('gaussian:25'), 0))
+
+
+def _box_schedule_psnr(folder, count):
+  """Mean PSNR of `count` 5x5 box filters, by hand with OpenCV."""
   values = []
-  for _, noisy, clean in noise_lib.noisy_pairs(
-      images, noise_lib.parse_noise('gaussian:25'), 0):
+  for _, noisy, clean in _noisy_crops(folder):
     image = noisy[..., 0]
     for _ in range(count):
       image = cv2.boxFilter(image, -1, (5, 5),
@@ -184,6 +191,20 @@ def test_gray_run_rows_and_best_fixed_schedule(gray_folder, tmp_path):
     assert schedules['box_5'][count - 1] == pytest.approx(by_hand, abs=0.02)
     assert best >= by_hand - 0.02
   assert rows['original']['psnr'] == pytest.approx(schedules['do_nothing'][0])
+  # The model's curve by hand: the numpy model of the network
+  # (tests/reference_numpy.py) on the final checkpoint's weights, OpenCV's
+  # filters and PSNR.
+  weights = reference_numpy.weights_from_checkpoint(
+      tf.train.latest_checkpoint(str(run_dir / 'train')))
+  curves = []
+  for _, noisy, clean in _noisy_crops(gray_folder):
+    _, steps = reference_numpy.run_episode(weights, noisy[..., 0], t_max=2)
+    curves.append([reference_numpy.psnr(clean[..., 0], image)
+                   for image in steps[1:]])
+  np.testing.assert_allclose(report['per_step']['model'],
+                             np.mean(curves, axis=0), atol=0.01)
+  assert rows['model']['psnr'] == pytest.approx(np.mean(curves, axis=0)[-1],
+                                                abs=0.01)
 
   text = markdown.read_text()
   assert text in result.stdout

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.filters import color_ops
@@ -177,7 +177,7 @@ def test_colour_training_then_eval(tmp_path):
       [sys.executable, '-m', 'pixelrl_tf.eval', f'--checkpoint={run}',
        f'--input_dir={input_dir}', f'--target_dir={target_dir}',
        f'--output_json={output_json}'],
-      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert completed.returncode == 0, completed.stderr[-2000:]
   assert 'mean Lab L2' in completed.stdout
   with open(output_json) as f:

@@ -9,6 +9,20 @@ import pytest
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / 'shared' / 'data'
 
+# Every limit on how long something a test waits for may take (a command,
+# a training worker's peers, a line of output) guards against hangs, never
+# against slowness: one generous limit, far above what the slowest machine
+# or the busiest CI run needs, so that no verdict depends on the machine's
+# speed.
+HANG_TIMEOUT_SECONDS = 1800
+
+# The tests assume the environment the commands are documented with: the
+# package's own quiet TensorFlow log (a caller's TF_CPP_MIN_LOG_LEVEL=2
+# lets TensorFlow's C++ start-up lines precede the one-line errors the tests
+# read) and no traceback mode. Every command a test starts inherits this.
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+os.environ.pop('PIXELRL_DEBUG', None)
+
 sys.path.insert(0, str(PROJECT_ROOT))
 # The project's own CI resolves known files (weights, BSD images) from the
 # shared data folder beside the project, as .ci/run configures it.

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 COMMON = ['train.num_episodes = 3', 'train.batch_size = 4',
@@ -32,7 +32,7 @@ def _command(root_dir, *bindings):
 
 def _run(root_dir, *bindings, env=None):
   result = subprocess.run(_command(root_dir, *bindings), cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=600,
+                          capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS,
                           env=env)
   assert result.returncode == 0, result.stderr
   return result
@@ -93,10 +93,10 @@ def _run_workers(root_dir, *bindings):
         {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
     processes.append(subprocess.Popen(
         _command(root_dir, "train.strategy = 'multi_worker'",
-                 'train.worker_timeout_seconds = 60', *bindings),
+                 f'train.worker_timeout_seconds = {HANG_TIMEOUT_SECONDS}', *bindings),
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True))
-  outputs = [p.communicate(timeout=600) for p in processes]
+  outputs = [p.communicate(timeout=HANG_TIMEOUT_SECONDS) for p in processes]
   for process, (_, stderr) in zip(processes, outputs):
     assert process.returncode == 0, stderr
   return [stderr for _, stderr in outputs]

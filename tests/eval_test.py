@@ -9,8 +9,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from conftest import PROJECT_ROOT
+import reference_numpy
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.data import known_files
 from pixelrl_tf.io import images as image_io
@@ -114,15 +116,27 @@ def test_evaluate_rows_and_protocol(tiny_run, image_folder):
         rows['model']['per_step'][step]['psnr'])
   assert 'per_step' not in next(iter(report['per_image'].values()))[
       'original']
-  # The original row is the PSNR of the seeded noisy images.
-  _, network_config = None, model_io.read_model_config(str(tiny_run))
-  assert network_config.t_max == 3
-  images = eval_lib.datasets.load_images(
-      image_io.list_image_files(str(image_folder)), 1)
+  # Independently: the images read with OpenCV, the seeded noise of the
+  # library, then the numpy model of the network on the checkpoint's
+  # weights (tests/reference_numpy.py) and OpenCV's PSNR of the 8-bit
+  # images: the original row and the model's curve.
+  assert model_io.read_model_config(str(tiny_run)).t_max == 3
+  weights = reference_numpy.weights_from_checkpoint(
+      tf.train.latest_checkpoint(str(tiny_run / 'train')))
+  images = [(path.name, reference_numpy.read_gray(path)[..., None])
+            for path in sorted(image_folder.iterdir())]
   noise = eval_lib.noise_lib.parse_noise('gaussian:25')
-  want = np.mean([metrics.psnr(clean, noisy) for _, noisy, clean in
-                  eval_lib.noise_lib.noisy_pairs(images, noise, 3)])
-  np.testing.assert_allclose(rows['original']['psnr'], want)
+  original, curves = [], []
+  for _, noisy, clean in eval_lib.noise_lib.noisy_pairs(images, noise, 3):
+    original.append(reference_numpy.psnr(clean[..., 0], noisy[..., 0]))
+    _, steps = reference_numpy.run_episode(weights, noisy[..., 0], t_max=3)
+    curves.append([reference_numpy.psnr(clean[..., 0], image)
+                   for image in steps[1:]])
+  np.testing.assert_allclose(rows['original']['psnr'], np.mean(original),
+                             atol=1e-6)
+  np.testing.assert_allclose(
+      [step['psnr'] for step in rows['model']['per_step']],
+      np.mean(curves, axis=0), atol=0.01)
   again = eval_lib.evaluate(str(tiny_run), data_dir=str(image_folder),
                             noise='gaussian:25', seed=3)
   assert again['rows']['model'] == rows['model']
@@ -149,7 +163,7 @@ def test_cli_writes_json_and_markdown(tiny_run, image_folder, tmp_path):
        f'--data_dir={image_folder}', '--noise=poisson:30', '--seed=1',
        f'--output_json={output}', f'--output_markdown={markdown}',
        f'--curve_png={tmp_path / "curve.png"}', '--t_max=4'],
-      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr
   report = json.loads(output.read_text())
   for row in ('original', 'random_agents', 'model'):
@@ -163,7 +177,7 @@ def test_cli_writes_json_and_markdown(tiny_run, image_folder, tmp_path):
   bad = subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.eval', f'--checkpoint={tmp_path}',
        f'--data_dir={image_folder}'],
-      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert bad.returncode == 1
   assert bad.stderr.strip().startswith('error:')
   assert len(bad.stderr.strip().splitlines()) == 1
@@ -199,7 +213,7 @@ def test_cli_data_dir_takes_a_known_name(tiny_run, image_folder, tmp_path):
              f'--output_json={output}']
   result = subprocess.run(command, cwd=PROJECT_ROOT,
                           env=_known_files_env(tmp_path, root),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr
   report = json.loads(output.read_text())
   assert report['data'] == 'bsd68' and report['num_images'] == 2
@@ -210,7 +224,7 @@ def test_cli_data_dir_takes_a_known_name(tiny_run, image_folder, tmp_path):
 
   offline = subprocess.run(command[:-1], cwd=PROJECT_ROOT,
                            env=_known_files_env(tmp_path),
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert offline.returncode == 1
   lines = offline.stderr.strip().splitlines()
   assert len(lines) == 1, offline.stderr
@@ -244,7 +258,7 @@ def test_table_layout(tiny_run, image_folder, tmp_path):
        f'--model=FCN@gaussian:50={fcn_dir}',
        f'--model=+convGRU@gaussian:15={tiny_run}',
        f'--output_json={output}'],
-      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr
   table = json.loads(output.read_text())
   assert table['columns'] == ['gaussian:15', 'gaussian:50']

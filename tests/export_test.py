@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
-from conftest import shared_data_path
+from conftest import HANG_TIMEOUT_SECONDS, shared_data_path
 
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.jobs import export_lib
@@ -156,7 +156,7 @@ def test_channel_mismatch_is_an_error(exports):
 
 
 def _run(args, **kwargs):
-  return subprocess.run(args, capture_output=True, text=True, timeout=120,
+  return subprocess.run(args, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS,
                         check=False, **kwargs)
 
 
@@ -548,7 +548,7 @@ def test_two_export_processes_at_once_take_two_complete_versions(
                for log in logs]
   try:
     for process in processes:
-      process.wait(timeout=600)
+      process.wait(timeout=HANG_TIMEOUT_SECONDS)
   finally:
     for process in processes:
       if process.poll() is None:

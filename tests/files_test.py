@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from conftest import HANG_TIMEOUT_SECONDS
 import disks
 from pixelrl_tf.io import files
 
@@ -287,7 +288,7 @@ def test_temporary_names_are_unique_across_threads(tmp_path, monkeypatch):
 
   def spy(source, target):
     seen.append(source)
-    barrier.wait(timeout=10)  # Every writer holds its temporary file.
+    barrier.wait(timeout=HANG_TIMEOUT_SECONDS)  # Every writer holds its temporary file.
     return replace(source, target)
 
   monkeypatch.setattr(os, 'replace', spy)

@@ -6,8 +6,8 @@ overwrites, are fed to `pixelrl_tf.io.images.read_image`,
 `chainer_npz.read_npz` / `detect_variant` and `caffemodel.parse_net` /
 `read_net`. The only allowed outcomes are a valid result or the documented
 one-line exceptions (`ImageReadError` / `ValueError` naming the file), and
-every call must finish within the deadline (a call that never returns is
-caught by a watchdog that ends the test process).
+every call must return (a call that never does is caught by a watchdog that
+ends the test process).
 
 The run is reproducible (`derandomize=True`: the examples depend only on the
 test code) and takes about half a minute. To search longer, or elsewhere:
@@ -26,7 +26,6 @@ The end of the file checks known bad inputs of the weight readers one by one
 (object arrays, NaN weights, foreign archives, empty files, ...).
 """
 
-import datetime
 import faulthandler
 import io
 import os
@@ -43,6 +42,7 @@ import numpy as np
 import pytest
 
 import caffe_encoding as wire
+from conftest import HANG_TIMEOUT_SECONDS
 from pixelrl_tf.io import images
 from pixelrl_tf.weights import caffemodel
 from pixelrl_tf.weights import chainer_npz
@@ -53,9 +53,10 @@ if not os.environ.get('HYPOTHESIS_STORAGE_DIRECTORY'):
   # Keeps Hypothesis's cache and failure patches out of the work tree.
   hypothesis.configuration.set_hypothesis_home_dir(
       os.path.join(tempfile.gettempdir(), 'pixelrl_tf_hypothesis'))
-# Each call takes milliseconds; the margin is for a busy CI machine. A
-# reader that loops, or sizes buffers by corrupt lengths, takes seconds.
-_DEADLINE = datetime.timedelta(seconds=1)
+# No per-call deadline: how long a call takes depends on the machine and
+# its load, so a deadline would make the verdict depend on them. A reader
+# that never returns is caught by the hang watchdog below.
+_DEADLINE = None
 
 
 def fuzz(default_examples):
@@ -82,7 +83,7 @@ def fuzz(default_examples):
 # A reader call that never returns (a loop in C code that no Python deadline
 # can interrupt) is caught by a watchdog thread: it prints every thread's
 # stack and ends the test process, which fails the run.
-_HANG_SECONDS = 300
+_HANG_SECONDS = HANG_TIMEOUT_SECONDS
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from conftest import PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from examples import guided_filter_action
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.jobs import model_io
@@ -42,7 +42,7 @@ def test_train_with_it_from_the_command_line_then_restore(tmp_path):
        "--gin_bindings=make_task.action_set = 'denoise_guided'",
        '--gin_bindings=train.num_episodes = 2',
        '--gin_bindings=train.final_report = False'],
-      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr
   config = model_io.read_model_config(str(run_dir))
   assert config.imports == ('examples.guided_filter_action',)
@@ -54,6 +54,6 @@ def test_train_with_it_from_the_command_line_then_restore(tmp_path):
   restored = subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.restore', f'--model={run_dir}',
        f'--input={image}', f'--output={tmp_path / "out"}'],
-      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert restored.returncode == 0, restored.stderr
   assert os.path.isfile(tmp_path / 'out' / 'noisy.png')

@@ -48,6 +48,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pytest
 
+from conftest import HANG_TIMEOUT_SECONDS
+
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = 'configs/tiny.gin'
 BINDINGS = ('train.num_episodes=6', 'train.checkpoint_interval=1',
@@ -56,8 +58,8 @@ BINDINGS = ('train.num_episodes=6', 'train.checkpoint_interval=1',
 NUM_EPISODES = 6
 KILL_AT_ENV = 'PIXELRL_KILL_AT'
 KILLED_MARK = 'killed at '
-# Seconds one training process may take on a slow, shared machine.
-RUN_TIMEOUT = 600
+# Seconds one training process may take before it counts as hung.
+RUN_TIMEOUT = HANG_TIMEOUT_SECONDS
 # When `inside_episode` kills, after the episode call began (a traced tiny
 # episode takes tens of milliseconds).
 INSIDE_EPISODE_SECONDS = 0.005

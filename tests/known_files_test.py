@@ -20,7 +20,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from conftest import PROJECT_ROOT, SHARED_DATA, shared_data_path
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, SHARED_DATA, shared_data_path
 from pixelrl_tf.data import known_files
 from pixelrl_tf.jobs import download_lib
 
@@ -452,7 +452,7 @@ def test_a_command_offline_on_a_fresh_machine_says_one_line(tmp_path):
               known_files.BASE_URL_ENV: closed_port_url()})
   result = subprocess.run([sys.executable, '-c', script], cwd=PROJECT_ROOT,
                           env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=HANG_TIMEOUT_SECONDS, check=False)
   assert result.returncode == 1
   assert result.stderr.count('\n') == 1, result.stderr
   assert result.stderr.startswith('error: gru_rmc_sigma25 (')
@@ -938,7 +938,7 @@ def _run_cli(args, env):
   full_env.update(env)
   return subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.download', *args], cwd=PROJECT_ROOT,
-      env=full_env, capture_output=True, text=True, timeout=120, check=False)
+      env=full_env, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS, check=False)
 
 
 def test_cli_lists_and_downloads(server, tmp_path):

@@ -1,26 +1,37 @@
-"""Training learns: a task whose optimal policy is known in advance.
+"""Training learns: two tasks whose optimal policies are known in advance.
 
-The clean images are flat gray (128/255). Each input is the clean image with
-8x8 blocks shifted up by `m * 51/255`, `m` in {0, 1, 2}; the pixels choose
-from three actions: shift down by 51/255, do nothing, shift up by 51/255.
-With `t_max = 3` the optimal policy is known: a pixel above the gray level
-moves down, a pixel at it does nothing (the reward, the decrease of the
-squared error, is positive or zero exactly for those actions), which
-restores every pixel exactly in `m` steps. The agent starts from random weights and is
-trained with the real `train` (data pipeline, schedule, agent, updates); the
-greedy policy must then pick the optimal action for most pixels and restore
-the validation images far better than the input and than any fixed action
-schedule.
+Both run the real `train` (data pipeline, schedule, agent, updates) from
+random weights, on several seeds; each check takes the median over the
+seeds, and its threshold lies far from where the correct code and every
+deliberately broken variant land (`bench/learning_breakage.py` measures all
+of them on the same seeds and writes the table of docs/benchmarks.md).
 
-A second run has a reward that is always zero: nothing favours an action,
-and the policy must become uniform (a reversed entropy bonus, or a schedule
-that gives no rate, keeps it from that).
+**The shift task** (multi-step credit). The clean images are flat gray
+(128/255). Each input is the clean image with 8x8 blocks shifted up by
+`m * 51/255`, `m` in {0, 1, 2}; the pixels choose from three actions: shift
+down by 51/255, do nothing, shift up by 51/255. With `t_max = 3` the
+optimal policy is known: a pixel above the gray level moves down, a pixel at
+it does nothing (the reward, the decrease of the squared error, is positive
+or zero exactly for those actions), which restores every pixel exactly in
+`m` steps. The greedy policy must pick the optimal action for most pixels
+and restore the validation images far better than the input and any fixed
+action schedule. It fails when the advantage's sign is flipped or the
+returns are broken (zero, or credited to the wrong step).
 
-These tests guard the training loop's correctness: they fail when the
-advantage's sign is flipped, when the returns are broken (zero, or the
-rewards credited to the wrong step), when the learning-rate schedule is
-wrong (zero, constant or inverted), or when the entropy bonus is reversed or
-missing; `bench/learning_breakage.py` breaks each on purpose and shows it.
+**The entropy-regularised bandit** (the entropy bonus, quantitatively). One
+step per episode; the same three actions; the reward is `-c`, `0` or `+c`
+for shifting down, doing nothing or shifting up, whatever the pixel. The
+A2C loss with entropy weight `beta` has one stationary policy, the same at
+every pixel: `pi*(a) = exp(r(a) / beta) / Z`, so with `c = beta` the
+trained policy must put `e / (e + 1 + 1/e) = 0.665` on shifting up, not 1
+(no bonus, or a reversed one, drives it to a deterministic policy), not 1/3
+(returns that carry no reward leave only the bonus) and not on shifting
+down (a flipped advantage). The check is the total variation distance
+between the trained policy's mean action probabilities and `pi*`.
+
+**The schedule**: the rates the optimizer used, as logged, must equal the
+reference's poly schedule (a schedule that gives 0, never decays or grows
+fails this exactly).
 """
 
 import functools
@@ -39,6 +50,7 @@ from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.filters import image_ops
 from pixelrl_tf.jobs import eval_lib
+from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.tasks import tasks as tasks_lib
 
@@ -47,26 +59,43 @@ SHIFT = 51
 BLOCK = 8
 ACTIONS = ('shift_down', 'do_nothing', 'shift_up')
 DOWN, NOTHING, UP = range(3)
+SEEDS = (1, 2, 3)
 
-# The thresholds the trained greedy policy must reach on the validation
-# images after 400 episodes with seed 3 (measured 0.873 and 22.24 dB, the
-# same on AVX2 and AVX-512 hosts; seeds 1 and 2 give 0.83/20.97 and
-# 0.90/23.31; the input is at 11.4 dB and the best fixed action schedule at
-# 15.6). Without the entropy bonus the policy collapses early (0.780,
-# 19.35 dB), with it reversed 0.797/20.01, with the schedule inverted
-# 0.807/20.23 (`bench/learning_breakage.py`).
-MIN_OPTIMAL_SHARE = 0.83
-MIN_PSNR = 21.0
-# With zero rewards, the collect policy's mean entropy (nats) after the
-# entropy-only run must be within this of the uniform policy's ln 3, and
-# have risen by at least ENTROPY_RISE from the first episode.
-ENTROPY_GAP = 0.02
-ENTROPY_RISE = 0.05
-NUM_EPISODES = 400
-LEARNING_RATE = 3e-3
+# The shift task: 8 crops of 16x16 per episode, a 16-filter plain FCN.
+SHIFT_EPISODES = 400
+SHIFT_LEARNING_RATE = 3e-3
+# Thresholds on the medians over SEEDS, set from the distributions that
+# `bench/learning_breakage.py` measures (docs/benchmarks.md): far below
+# what the correct code reaches and far above every broken variant that
+# this task is meant to catch.
+MIN_OPTIMAL_SHARE = 0.65
+MIN_PSNR = 17.5
+
+# The bandit: entropy weight beta and reward c = beta.
+BANDIT_BETA = 0.01
+BANDIT_REWARD = 0.01
+BANDIT_EPISODES = 300
+BANDIT_LEARNING_RATE = 1e-2
+# Largest median total variation distance to pi* that passes.
+MAX_BANDIT_DISTANCE = 0.1
+
+
+def bandit_optimum():
+  """`pi*` of the bandit: softmax of `(-c, 0, c) / beta`."""
+  logits = np.array([-BANDIT_REWARD, 0.0, BANDIT_REWARD]) / BANDIT_BETA
+  weights = np.exp(logits - logits.max())
+  return weights / weights.sum()
+
+
+def _bandit_reward(targets, images, next_images):
+  """`-c`, `0` or `+c` for a pixel shifted down, kept or shifted up."""
+  del targets
+  moved = (next_images - images)[..., 0] * (255.0 / SHIFT)
+  return BANDIT_REWARD * tf.round(moved)
 
 
 def _register():
+  """Registers the test actions, tasks and reward (once per process)."""
   for name, delta in (('shift_down', -SHIFT), ('shift_up', SHIFT)):
     try:
       action_set_lib.register_action(action_set_lib.Action(
@@ -78,12 +107,16 @@ def _register():
     tasks_lib.register_task(tasks_lib.Task(
         'shift_test', action_set=ACTIONS, episode_source=tasks_lib.PAIRED,
         noise=None, channels=1, t_max=3, max_rotation_degrees=0.0))
-    rewards_lib.register_reward(
-        'zero', lambda targets, images, next_images: tf.zeros(
-            tf.shape(images)[:3]), overwrite=True)
+    tasks_lib.register_task(tasks_lib.Task(
+        'bandit_test', action_set=ACTIONS, reward='bandit_test',
+        episode_source=tasks_lib.PAIRED, noise=None, channels=1, t_max=1,
+        max_rotation_degrees=0.0))
+    rewards_lib.register_reward('bandit_test', _bandit_reward,
+                                overwrite=True)
 
 
-def _write_pairs(folder, count, size, seed):
+def write_pairs(folder, count, size, seed):
+  """Writes `count` shifted-block inputs and their flat gray targets."""
   rng = np.random.default_rng(seed)
   for kind in ('input', 'target'):
     (folder / kind).mkdir(parents=True)
@@ -96,6 +129,13 @@ def _write_pairs(folder, count, size, seed):
                 np.full((size, size), GRAY, np.uint8))
 
 
+def write_data(folder):
+  """The training and validation pairs of both tasks."""
+  write_pairs(folder / 'train', 24, 64, seed=0)
+  write_pairs(folder / 'validation', 4, 48, seed=1)
+  return folder
+
+
 def optimal_actions(images):
   """The optimal action of every pixel of `[..., H, W, 1]` states."""
   level = np.round(images[..., 0] * 255.0)
@@ -104,51 +144,46 @@ def optimal_actions(images):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-  folder = tmp_path_factory.mktemp('shift_data')
-  _write_pairs(folder / 'train', 24, 64, seed=0)
-  _write_pairs(folder / 'validation', 4, 48, seed=1)
-  return folder
+  return write_data(tmp_path_factory.mktemp('shift_data'))
 
 
-def train_shift_task(root_dir, data_dir, bindings=()):
-  """Trains the shift task from random weights; returns `train`'s result."""
+def _train(root_dir, data_dir, task, episodes, learning_rate, seed,
+           bindings=()):
   _register()
   gin.clear_config()
   cli.parse_gin([str(PROJECT_ROOT / 'configs' / 'tiny.gin')], [
-      "make_task.name = 'shift_test'", 'make_task.t_max = 3',
+      f"make_task.name = '{task}'",
       f"train.data_source = '{data_dir / 'train'}'",
       f"train.validation_source = '{data_dir / 'validation'}'",
       'train.max_validation_images = None',
       'train.batch_size = 8', 'train.crop_size = 16', 'train.filters = 16',
-      'train.use_conv_gru = False', f'train.num_episodes = {NUM_EPISODES}',
-      f'train.learning_rate = {LEARNING_RATE}',
-      f'train.eval_interval = {NUM_EPISODES}',
-      f'train.checkpoint_interval = {NUM_EPISODES}',
-      'train.summary_interval = 1',
-      'train.image_summary_interval = 1000', 'train.seed = 3',
+      'train.use_conv_gru = False', f'train.num_episodes = {episodes}',
+      f'train.learning_rate = {learning_rate}',
+      f'train.eval_interval = {episodes}',
+      f'train.checkpoint_interval = {episodes}',
+      'train.summary_interval = 1', 'train.choose_inference_steps = False',
+      'train.image_summary_interval = 100000', f'train.seed = {seed}',
       *bindings])
-  return train_lib.train(str(root_dir),
-                         progress_stream=open(os.devnull, 'w'))
+  with open(os.devnull, 'w') as stream:
+    return train_lib.train(str(root_dir), progress_stream=stream)
 
 
-def schedule_is_poly(root_dir):
-  """Whether the rates the optimizer used follow the reference schedule."""
-  rates = np.array(train_scalars(root_dir, 'Metrics/learning_rate'))
-  episodes = np.arange(len(rates))
-  expected = LEARNING_RATE * (1.0 - episodes / NUM_EPISODES) ** 0.9
-  return len(rates) == NUM_EPISODES and np.allclose(rates, expected,
-                                                    rtol=1e-4, atol=1e-9)
+def train_shift_task(root_dir, data_dir, seed, bindings=()):
+  """Trains the shift task from random weights; returns `train`'s result."""
+  return _train(root_dir, data_dir, 'shift_test', SHIFT_EPISODES,
+                SHIFT_LEARNING_RATE, seed, bindings)
 
 
-def entropy_rises_to_uniform(root_dir):
-  """`(first, last, ok)` mean entropies of the entropy-only run."""
-  entropies = train_scalars(root_dir, 'Metrics/entropy')
-  first, last = entropies[0], float(np.mean(entropies[-10:]))
-  ok = last >= np.log(3.0) - ENTROPY_GAP and last >= first + ENTROPY_RISE
-  return first, last, ok
+def train_bandit(root_dir, data_dir, seed, bindings=()):
+  """Trains the bandit from random weights; returns `train`'s result."""
+  return _train(root_dir, data_dir, 'bandit_test', BANDIT_EPISODES,
+                BANDIT_LEARNING_RATE, seed, [
+                    f'PixelA2CAgent.entropy_coef = {BANDIT_BETA}',
+                    'train.final_report = False', *bindings])
 
 
 def train_scalars(root_dir, tag):
+  """The values of a scalar summary of `root_dir/train`, by step."""
   values = {}
   for path in sorted((root_dir / 'train').glob('events.out*')):
     for event in tf.compat.v1.train.summary_iterator(str(path)):
@@ -158,13 +193,27 @@ def train_scalars(root_dir, tag):
   return [values[step] for step in sorted(values)]
 
 
+def schedule_is_poly(root_dir, learning_rate, episodes):
+  """Whether the rates the optimizer used follow the reference schedule."""
+  rates = np.array(train_scalars(root_dir, 'Metrics/learning_rate'))
+  expected = learning_rate * (1.0 - np.arange(episodes) / episodes) ** 0.9
+  return len(rates) == episodes and np.allclose(rates, expected, rtol=1e-4,
+                                                atol=1e-9)
+
+
+def _validation_inputs(data_dir):
+  pairs = eval_lib.folder_pairs(data_dir / 'validation' / 'input',
+                                data_dir / 'validation' / 'target', 1)
+  return [corrupted for _, corrupted, _ in pairs], [
+      clean for _, _, clean in pairs]
+
+
 def greedy_quality(root_dir, data_dir):
   """`(share of optimal actions, mean PSNR)` of the greedy policy."""
   _, restorer = eval_lib.load_restorer(str(root_dir))
-  pairs = eval_lib.folder_pairs(data_dir / 'validation' / 'input',
-                                data_dir / 'validation' / 'target', 1)
+  inputs, targets = _validation_inputs(data_dir)
   optimal, total, psnrs = 0, 0, []
-  for _, corrupted, clean in pairs:
+  for corrupted, clean in zip(inputs, targets):
     steps = restorer.restore_steps_fn(corrupted[None])
     images, actions = steps['images'][0], steps['actions'][0]
     optimal += int(np.sum(actions == optimal_actions(images[:-1])))
@@ -173,35 +222,68 @@ def greedy_quality(root_dir, data_dir):
   return optimal / total, float(np.mean(psnrs))
 
 
-def test_training_learns_the_known_optimal_policy(data, tmp_path):
-  result = train_shift_task(tmp_path / 'run', data)
-  share, psnr = greedy_quality(tmp_path / 'run', data)
-  report = result['final_report']
-  assert share >= MIN_OPTIMAL_SHARE, (share, psnr)
-  assert psnr >= MIN_PSNR, (share, psnr)
-  assert schedule_is_poly(tmp_path / 'run')
-  # The input and the best fixed action schedule are far below.
-  assert report['input'] < 12.0 and report['best_fixed_schedule'] < 16.5
-  assert report['model'] == pytest.approx(psnr)
+def mean_policy(root_dir, data_dir):
+  """`[A]` mean action probabilities of the trained policy on validation."""
+  _, network, _ = model_io.load_model(str(root_dir))
+  inputs, _ = _validation_inputs(data_dir)
+  probabilities = []
+  for image in inputs:
+    (logits, _), _ = network(image[None], step_type=None,
+                             network_state=network.get_initial_state(1))
+    probabilities.append(tf.nn.softmax(tf.cast(logits, tf.float32))
+                         .numpy().reshape(-1, logits.shape[-1]))
+  return np.concatenate(probabilities).mean(axis=0)
 
 
-def train_entropy_only(root_dir, data_dir, bindings=()):
-  """The shift task with a reward that is always zero.
-
-  The value head learns to predict 0 (without the value loss its untrained
-  outputs would act as random advantages). Whether the bonus is there at
-  all is left to the main learning test: without it the entropy still
-  rises here (the early advantages `-V` push towards uniform), while the
-  shift task's policy collapses early and misses its thresholds.
-  """
-  return train_shift_task(root_dir, data_dir, [
-      "make_task.reward = 'zero'",
-      'train.num_episodes = 40',
-      'train.final_report = False', 'train.eval_interval = 1000',
-      'train.checkpoint_interval = 40', *bindings])
+def bandit_distance(probabilities):
+  """Total variation distance between `[A]` probabilities and `pi*`."""
+  return 0.5 * float(np.abs(np.asarray(probabilities) -
+                            bandit_optimum()).sum())
 
 
-def test_the_entropy_bonus_alone_makes_the_policy_uniform(data, tmp_path):
-  train_entropy_only(tmp_path / 'run', data)
-  first, last, ok = entropy_rises_to_uniform(tmp_path / 'run')
-  assert ok, (first, last)
+@pytest.fixture(scope='module')
+def shift_runs(data, tmp_path_factory):
+  """`(seed, run dir, train result)` of the shift task for every seed."""
+  root = tmp_path_factory.mktemp('shift_runs')
+  return [(seed, root / str(seed),
+           train_shift_task(root / str(seed), data, seed)) for seed in SEEDS]
+
+
+def test_shift_task_learns_the_known_optimal_policy(data, shift_runs):
+  qualities = [greedy_quality(run_dir, data) for _, run_dir, _ in shift_runs]
+  shares, psnrs = zip(*qualities)
+  assert np.median(shares) >= MIN_OPTIMAL_SHARE, qualities
+  assert np.median(psnrs) >= MIN_PSNR, qualities
+  for (_, _, result), (_, psnr) in zip(shift_runs, qualities):
+    report = result['final_report']
+    # The input and the best fixed action schedule are far below.
+    assert report['input'] < 12.0 and report['best_fixed_schedule'] < 16.5
+    assert report['model'] == pytest.approx(psnr)
+
+
+def test_the_learning_rate_follows_the_poly_schedule(shift_runs):
+  for _, run_dir, _ in shift_runs:
+    assert schedule_is_poly(run_dir, SHIFT_LEARNING_RATE, SHIFT_EPISODES)
+
+
+def test_bandit_optimum_is_the_softmax_of_rewards_over_beta():
+  # Hand-computed: weights e^-1, 1, e over their sum.
+  e = np.e
+  np.testing.assert_allclose(bandit_optimum(),
+                             [1 / e / (e + 1 + 1 / e), 1 / (e + 1 + 1 / e),
+                              e / (e + 1 + 1 / e)])
+  np.testing.assert_allclose(bandit_optimum(), [0.0900, 0.2447, 0.6652],
+                             atol=1e-4)
+
+
+def test_the_entropy_bonus_holds_the_policy_at_the_regularised_optimum(
+    data, tmp_path):
+  distances = []
+  for seed in SEEDS:
+    run_dir = tmp_path / str(seed)
+    train_bandit(run_dir, data, seed)
+    probabilities = mean_policy(run_dir, data)
+    distances.append((bandit_distance(probabilities),
+                      probabilities.round(3).tolist()))
+  assert np.median([d for d, _ in distances]) <= MAX_BANDIT_DISTANCE, (
+      distances)

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import reference_numpy
-from conftest import PROJECT_ROOT, shared_data_path
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, shared_data_path
 from pixelrl_tf.data import known_files
 from pixelrl_tf.agents import reward_map as reward_map_lib
 from pixelrl_tf.filters import action_set as action_set_lib
@@ -264,7 +264,7 @@ def test_import_weights_cli_takes_a_known_name(tmp_path):
   result = subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.import_weights',
        '--npz=gru_rmc_sigma25', f'--output_dir={run_dir}'],
-      cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+      cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS,
       check=False)
   assert result.returncode == 0, result.stderr
   assert "imported a 'gru_rmc' model" in result.stdout

@@ -217,3 +217,46 @@ def ircnn_denoise(convolutions, noisy):
     if index < len(convolutions) - 1:
       features = _relu(features)
   return noisy - features[..., 0]
+
+
+# TensorFlow checkpoint path (under `network/`) -> Chainer link of the same
+# layer, read from the checkpoint's own variable names (not through the
+# package's weight loaders, so that the two stay independent).
+_CHECKPOINT_LINKS = {
+    '_trunk/0': 'conv1', '_trunk/1': 'diconv2/diconv',
+    '_trunk/2': 'diconv3/diconv', '_trunk/3': 'diconv4/diconv',
+    '_policy_branch/0': 'diconv5_pi/diconv',
+    '_policy_branch/1': 'diconv6_pi/diconv',
+    '_value_branch/0': 'diconv5_V/diconv',
+    '_value_branch/1': 'diconv6_V/diconv', '_value_head': 'conv7_V',
+}
+_CHECKPOINT_GRU = {'wz': 'conv7_Wz', 'uz': 'conv7_Uz', 'wr': 'conv7_Wr',
+                   'ur': 'conv7_Ur', 'w': 'conv7_W', 'u': 'conv7_U'}
+
+
+def weights_from_checkpoint(prefix):
+  """The network of a training checkpoint as Chainer-named npz arrays.
+
+  Kernels `(kh, kw, in, out)` become `(out, in, kh, kw)`; the policy head
+  is `conv8_pi/model` with a ConvGRU and `conv7_pi/model` without one.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  reader = tf.train.load_checkpoint(str(prefix))
+  suffix = '/.ATTRIBUTES/VARIABLE_VALUE'
+  names = [name[len('network/'):-len(suffix)]
+           for name in reader.get_variable_to_shape_map()
+           if name.startswith('network/') and name.endswith(suffix)]
+  gru = any(name.startswith('_conv_gru/') for name in names)
+  links = dict(_CHECKPOINT_LINKS, _policy_head=(
+      'conv8_pi/model' if gru else 'conv7_pi/model'))
+  weights = {}
+  for name in names:
+    value = reader.get_tensor(f'network/{name}{suffix}').astype(np.float32)
+    layer, variable = name.rsplit('/', 1)
+    if layer == '_conv_gru':
+      weights[_CHECKPOINT_GRU[variable] + '/W'] = value.transpose(3, 2, 0, 1)
+    elif variable == 'kernel':
+      weights[links[layer] + '/W'] = value.transpose(3, 2, 0, 1)
+    else:
+      weights[links[layer] + '/b'] = value
+  return weights

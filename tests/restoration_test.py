@@ -13,6 +13,7 @@ import pytest
 
 from conftest import PROJECT_ROOT
 from pixelrl_tf import cli
+from pixelrl_tf.data import datasets
 from pixelrl_tf.jobs import eval_lib
 from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import train_lib
@@ -27,6 +28,32 @@ def _train(root_dir, bindings):
     return train_lib.train(str(root_dir), progress_stream=stream)
 
 
+def _expected_noisy_psnr(clean, noise):
+  """PSNR (dB) of `clean` [H,W] under `noise`, from its distribution.
+
+  Each clean level's expected squared error of the noisy value (clipped to
+  0..1, as the PSNR protocol clips), averaged over the image's pixels:
+  Poisson `k / peak` with `k ~ Poisson(peak * x)`; salt and pepper of
+  density `d` sets a pixel to 0 or to 1 with probability `d / 2` each.
+  """
+  kind, value = noise.split(':')
+  levels = np.round(clean * 255.0) / 255.0
+  if kind == 'poisson':
+    peak = float(value)
+    counts = np.arange(0, int(peak * 4) + 60)
+    log_factorial = np.cumsum(np.log(np.maximum(counts, 1)))
+    rate = peak * levels.reshape(-1, 1)
+    with np.errstate(divide='ignore'):
+      log_pmf = counts * np.log(rate) - rate - log_factorial
+    pmf = np.where(rate > 0, np.exp(log_pmf), counts == 0)
+    noisy = np.minimum(counts / peak, 1.0)
+    errors = (pmf * (noisy - levels.reshape(-1, 1)) ** 2).sum(axis=1)
+  else:
+    density = float(value)
+    errors = density / 2 * (levels ** 2 + (1 - levels) ** 2)
+  return 10 * np.log10(1.0 / np.mean(errors))
+
+
 @pytest.mark.parametrize('task,noise', [('poisson', 'poisson:30'),
                                         ('salt_pepper', 'salt_pepper:0.5')])
 def test_noise_models_train_and_evaluate(tmp_path, task, noise):
@@ -36,7 +63,23 @@ def test_noise_models_train_and_evaluate(tmp_path, task, noise):
                              'train.eval_interval = 2'])
   assert result['episode'] == 2
   assert result['task'].noise == noise
-  assert result['val_metric'] is not None
+  # The validation inputs carry the task's noise: their PSNR is the one its
+  # distribution predicts for the clean validation image (the default
+  # photographs' held-out split, one image in configs/tiny.gin), and far
+  # from what the other noises give.
+  (_, clean), = datasets.image_source(
+      'default', datasets.VALIDATION)[:1]
+  expected = _expected_noisy_psnr(clean[..., 0], noise)
+  assert result['input_metric'] == pytest.approx(expected, abs=0.1)
+  for other in ('poisson:30', 'salt_pepper:0.5'):
+    if other != noise:
+      assert abs(_expected_noisy_psnr(clean[..., 0], other) - expected) > 3
+  # The final report compares on those inputs; the best fixed schedule of
+  # the task's filters is far above them.
+  report = result['final_report']
+  assert result['val_metric'] == pytest.approx(report['model'])
+  assert report['input'] == pytest.approx(result['input_metric'])
+  assert report['best_fixed_schedule'] > report['input'] + 3
 
 
 def test_text_removal_with_windowed_updates(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import HANG_TIMEOUT_SECONDS
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
 from pixelrl_tf.filters import action_set as action_set_lib
@@ -201,7 +202,7 @@ def models(tmp_path_factory):
 def _restore_cli(*args):
   return subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.restore', *args],
-      capture_output=True, text=True, timeout=120, check=False,
+      capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS, check=False,
       cwd=PROJECT_ROOT)
 
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from skimage import data as skimage_data
 
-from conftest import PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from conftest import shared_data_path
 from pixelrl_tf import metrics
 from pixelrl_tf.data import known_files
@@ -173,7 +173,7 @@ def _write_inputs(folder):
 def _run_cli(*flags):
   return subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.saliency_edit', *flags],
-      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+      cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
 
 
 def test_command_line_edit_writes_outputs(tmp_path):

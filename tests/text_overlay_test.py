@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import HANG_TIMEOUT_SECONDS
 from pixelrl_tf.data import text_overlay
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import restoration_set_lib
@@ -211,7 +212,7 @@ def _run_tool(*args):
       [str(PROJECT_ROOT)] + [p for p in [env.get('PYTHONPATH')] if p])
   return subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.make_restoration_set', *args],
-      cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+      cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS,
       check=False)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from known_files_test import closed_port_url
 from pixelrl_tf import cli
 from pixelrl_tf.jobs import model_io
@@ -23,7 +23,7 @@ from pixelrl_tf.jobs import train_lib
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 
 
-def _run_cli(module, *args, timeout=300):
+def _run_cli(module, *args, timeout=HANG_TIMEOUT_SECONDS):
   return subprocess.run(
       [sys.executable, '-m', module, *args], cwd=PROJECT_ROOT,
       capture_output=True, text=True, timeout=timeout)
@@ -245,7 +245,7 @@ def test_sigint_saves_and_the_rerun_resumes(tmp_path):
           '--gin_bindings=train.checkpoint_interval=1000']
   process = subprocess.Popen(args, cwd=PROJECT_ROOT, stderr=subprocess.PIPE,
                              text=True)
-  deadline = time.time() + 240
+  deadline = time.time() + HANG_TIMEOUT_SECONDS
   line = ''
   while time.time() < deadline:
     line = process.stderr.readline()
@@ -253,7 +253,7 @@ def test_sigint_saves_and_the_rerun_resumes(tmp_path):
       break
   assert line.startswith('episode 1/1000'), line
   process.send_signal(signal.SIGINT)
-  _, rest = process.communicate(timeout=120)
+  _, rest = process.communicate(timeout=HANG_TIMEOUT_SECONDS)
   assert process.returncode == 130, rest
   assert 'stopped by SIGINT' in rest
   saved = int(tf.train.latest_checkpoint(
@@ -562,7 +562,7 @@ def test_paper_config_on_a_fresh_machine_names_every_missing_file(tmp_path,
       [sys.executable, '-m', 'pixelrl_tf.train',
        f'--gin_file={PROJECT_ROOT / "configs" / "denoise.gin"}',
        f'--root_dir={tmp_path / "run"}'], cwd=PROJECT_ROOT, env=env,
-      capture_output=True, text=True, timeout=300)
+      capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert result.returncode == 1, result.stderr
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
@@ -586,7 +586,7 @@ def test_a_named_initialisation_is_never_skipped_silently(tmp_path):
              "'ircnn_denoise_15_gray'"]
   refused = subprocess.run(command + [f'--root_dir={tmp_path / "a"}'],
                            cwd=PROJECT_ROOT, env=env, capture_output=True,
-                           text=True, timeout=300)
+                           text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert refused.returncode == 1
   lines = refused.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(
@@ -596,7 +596,7 @@ def test_a_named_initialisation_is_never_skipped_silently(tmp_path):
   chosen = subprocess.run(
       command + ['--gin_bindings=initialise_network.missing_ok = True',
                  f'--root_dir={tmp_path / "b"}'], cwd=PROJECT_ROOT, env=env,
-      capture_output=True, text=True, timeout=300)
+      capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert chosen.returncode == 0, chosen.stderr
   assert ('starting from random weights (initialise_network.missing_ok)'
           in chosen.stderr), chosen.stderr

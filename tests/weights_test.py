@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import HANG_TIMEOUT_SECONDS
 import caffe_encoding as wire
 import reference_numpy
 from pixelrl_tf.data import known_files
@@ -360,7 +361,7 @@ def _run_cli(*args, env=None):
   return subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.import_weights', *args],
       cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-      timeout=120, check=False)
+      timeout=HANG_TIMEOUT_SECONDS, check=False)
 
 
 def test_cli(tmp_path):

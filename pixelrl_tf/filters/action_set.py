@@ -70,6 +70,13 @@ class ActionSet:
             f'{action.color}.')
     self._actions = actions
     self._index_by_name = {name: index for index, name in enumerate(names)}
+    # One traced function per table and channel count: every graph that
+    # steps the image (training episodes, validation, evaluation, export)
+    # calls it instead of building the filters' ops again, which was most
+    # of the time spent tracing an episode. Its signature leaves batch,
+    # height and width open, so one trace serves every size, whatever was
+    # called first (a trace per size could differ in float rounding).
+    self._traced_apply = {}
 
   @property
   def actions(self) -> Tuple[Action, ...]:
@@ -141,9 +148,19 @@ class ActionSet:
     Returns:
       float32 `[B, H, W, C]`.
     """
+    images = tf.convert_to_tensor(images, dtype=tf.float32)
+    channels = images.shape[-1]
+    if channels not in self._traced_apply:
+      self._traced_apply[channels] = tf.function(
+          self._apply, autograph=False, input_signature=[
+              tf.TensorSpec([None, None, None, channels], tf.float32),
+              tf.TensorSpec([None, None, None], tf.int32)])
+    return self._traced_apply[channels](
+        images, tf.cast(tf.convert_to_tensor(actions), tf.int32))
+
+  def _apply(self, images, actions):
     with tf.name_scope('apply_action_map'):
-      images = tf.convert_to_tensor(images, dtype=tf.float32)
-      actions = tf.expand_dims(tf.convert_to_tensor(actions), axis=-1)
+      actions = tf.expand_dims(actions, axis=-1)
       # A chain of selects reads each filtered image once and builds no
       # [B, H, W, C, A] stack; it was the fastest selection measured on CPU.
       result = self._actions[0].fn(images)

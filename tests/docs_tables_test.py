@@ -1,0 +1,204 @@
+"""The documentation's tables are generated from the benchmark result files.
+
+`bench/docs_tables.py` renders every `<!-- generated: NAME -->` block of the
+documents from `bench/results/*.json`; these tests call it in this process.
+"""
+
+import importlib.util
+import json
+import shutil
+
+import pytest
+
+from conftest import PROJECT_ROOT
+
+BENCHMARKS = PROJECT_ROOT / 'docs' / 'benchmarks.md'
+RESULTS = PROJECT_ROOT / 'bench' / 'results'
+
+
+def _load_module():
+  spec = importlib.util.spec_from_file_location(
+      'docs_tables', PROJECT_ROOT / 'bench' / 'docs_tables.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+docs_tables = _load_module()
+
+
+@pytest.fixture
+def results_copy(tmp_path):
+  """A copy of the result files that a test may change."""
+  copy = tmp_path / 'results'
+  shutil.copytree(RESULTS, copy)
+  return copy
+
+
+def _block(name):
+  return (docs_tables.START_MARKER.format(name=name) + '\n' +
+          docs_tables.render_block(name) + docs_tables.END_MARKER + '\n')
+
+
+def test_every_block_of_the_tree_matches_its_result_files():
+  assert docs_tables.check() == []
+
+
+def test_every_table_of_benchmarks_md_is_generated():
+  outside, inside = [], False
+  for number, line in enumerate(BENCHMARKS.read_text().splitlines(), 1):
+    stripped = line.strip()
+    if stripped.startswith('<!-- generated:'):
+      inside = True
+    elif stripped == docs_tables.END_MARKER:
+      inside = False
+    elif stripped.startswith('|') and not inside:
+      outside.append(f'docs/benchmarks.md:{number}: {stripped[:60]}')
+  assert not outside, 'tables written by hand:\n' + '\n'.join(outside)
+  assert not inside, 'a generated block of docs/benchmarks.md has no end'
+
+
+def test_a_changed_number_makes_the_check_report_its_block(results_copy):
+  before = docs_tables.check([BENCHMARKS], results_copy)
+  assert not any("table 'core_episodes'" in line for line in before)
+  core = json.loads((results_copy / 'core.json').read_text())
+  core['episodes'][0]['episode_s'] += 1.0
+  (results_copy / 'core.json').write_text(json.dumps(core))
+
+  after = docs_tables.check([BENCHMARKS], results_copy)
+  stale = [line for line in after if "table 'core_episodes'" in line]
+  assert len(stale) == 1 and 'differs from its rendering' in stale[0], after
+  assert stale[0].startswith('docs/benchmarks.md:')
+  # Only the block that reads the changed file.
+  assert set(after) - set(before) == set(stale)
+
+
+def test_the_rewrite_puts_the_new_number_in_and_then_checks_clean(
+    tmp_path, results_copy):
+  document = tmp_path / 'doc.md'
+  document.write_text('# Title\n\ntext\n\n' + _block('precision') + '\nend\n')
+  precision = json.loads((results_copy / 'precision.json').read_text())
+  precision['rows']['float32']['psnr'] = 12.3456
+  (results_copy / 'precision.json').write_text(json.dumps(precision))
+  assert docs_tables.check([document], results_copy) == [
+      f"{document}:5: table 'precision': differs from its rendering"]
+
+  rewritten, errors = docs_tables.update([document], results_copy)
+  assert errors == [] and len(rewritten) == 1
+  text = document.read_text()
+  assert '| float32 | 12.346 |' in text
+  assert text.startswith('# Title\n\ntext\n\n') and text.endswith('\nend\n')
+  assert docs_tables.check([document], results_copy) == []
+  assert docs_tables.main(['--check', f'--results_dir={results_copy}',
+                           str(document)]) == 0
+
+
+def test_unknown_tables_missing_files_and_open_blocks_are_reported(
+    tmp_path, capsys):
+  empty = tmp_path / 'no_results'
+  empty.mkdir()
+  document = tmp_path / 'doc.md'
+  document.write_text(
+      '<!-- generated: no_such_table -->\n<!-- end generated -->\n'
+      'text\n'
+      '<!-- generated: precision -->\n| old |\n<!-- end generated -->\n'
+      '<!-- generated: peer -->\nnever closed\n'
+      '<!-- generated:precision-->\n')
+  problems = docs_tables.check([document], empty)
+  assert len(problems) == 4, problems
+  assert problems[0].startswith(f"{document}:1: table 'no_such_table': "
+                                "unknown table 'no_such_table'")
+  assert problems[1] == (f"{document}:4: table 'precision': missing result "
+                         'file bench/results/precision.json')
+  assert problems[2].startswith(f"{document}:7: table 'peer': no "
+                                f'"{docs_tables.END_MARKER}"')
+  assert problems[3].startswith(f'{document}:9: malformed marker line')
+
+  assert docs_tables.main(['--check', f'--results_dir={empty}',
+                           str(document)]) == 1
+  assert capsys.readouterr().out.splitlines() == problems
+  # The rewrite reports the same and leaves those blocks as they are.
+  text = document.read_text()
+  assert docs_tables.main([f'--results_dir={empty}', str(document)]) == 1
+  assert document.read_text() == text
+
+
+def test_a_registered_table_is_rendered_with_its_source_line(
+    tmp_path, results_copy):
+  (results_copy / 'extra.json').write_text(json.dumps(
+      {'machine': {'node': 'n1', 'cpu_model': 'CPU X', 'cpu_count': 4,
+                   'cpu_flags': ['avx2'], 'gpus': [{'name': 'GPU Y'}],
+                   'native_bfloat16': 'gpu'},
+       'date': '2030-01-02T03:04:05', 'minutes': 1.25}))
+  docs_tables.register_table(
+      'extra_test_table',
+      lambda results: docs_tables.markdown_table(
+          ['what', 'minutes'],
+          [['run', docs_tables.fmt(results['extra.json']['minutes'])]]),
+      ['extra.json'])
+  try:
+    with pytest.raises(ValueError):
+      docs_tables.register_table('extra_test_table', str, ['extra.json'])
+    assert docs_tables.render_block('extra_test_table', results_copy) == (
+        '| what | minutes |\n|---|---:|\n| run | 1.25 |\n\n'
+        'Source: `bench/results/extra.json` (n1, CPU X, 4 cores (avx2), '
+        'GPU Y; 2030-01-02).\n')
+  finally:
+    del docs_tables.TABLES['extra_test_table']
+
+
+def _breakage_results(tmp_path):
+  seeds = [1, 2]
+
+  def per_seed(share, distance):
+    return [{'seed': s, 'optimal_share': share, 'psnr': 20.0 + s,
+             'schedule_is_poly': True,
+             'bandit_probabilities': [0.09, 0.245, 0.665],
+             'bandit_distance': distance} for s in seeds]
+  breakages = {
+      'none': {'per_seed': per_seed(0.9, 0.01),
+               'median': {'optimal_share': 0.9, 'psnr': 21.5,
+                          'bandit_distance': 0.01},
+               'shift_test_passes': True, 'schedule_test_passes': True,
+               'bandit_test_passes': True},
+      'entropy_removed': {'per_seed': per_seed(0.8, 0.3),
+                          'median': {'optimal_share': 0.8, 'psnr': 21.5,
+                                     'bandit_distance': 0.3},
+                          'shift_test_passes': True,
+                          'schedule_test_passes': True,
+                          'bandit_test_passes': False},
+  }
+  folder = tmp_path / 'breakage'
+  folder.mkdir()
+  (folder / 'learning_breakage.json').write_text(json.dumps({
+      'machine': {'node': 'vm', 'cpu_model': 'AMD EPYC', 'cpu_count': 2,
+                  'cpu_flags': ['avx2', 'fma'], 'gpus': [],
+                  'native_bfloat16': ''},
+      'date': '2026-12-01', 'tensorflow': '2.15.1', 'python': '3.11.7',
+      'seeds': seeds,
+      'settings': {'shift_episodes': 400, 'shift_learning_rate': 3e-3,
+                   'bandit_episodes': 300, 'bandit_learning_rate': 1e-2,
+                   'bandit_beta': 0.01, 'bandit_reward': 0.01,
+                   'bandit_optimum': [0.09, 0.245, 0.665]},
+      'thresholds': {'min_optimal_share': 0.65, 'min_psnr': 17.5,
+                     'max_bandit_distance': 0.1},
+      'breakages': breakages}))
+  return folder
+
+
+def test_the_learning_breakage_tables_read_the_per_seed_schema(tmp_path):
+  folder = _breakage_results(tmp_path)
+  medians = docs_tables.render_block('learning_breakage', folder)
+  assert ('| entropy bonus removed | 0.800 | 21.50 | 0.300 | passes | '
+          'passes | **fails** |') in medians
+  assert 'at least 0.65' in medians and 'at most 0.1.' in medians
+  assert medians.endswith('(vm, AMD EPYC, 2 cores (avx2 fma), no GPU; '
+                          '2026-12-01).\n')
+  seeds = docs_tables.render_block('learning_breakage_seeds', folder)
+  assert '| nothing | 2 | 0.900 | 22.00 | poly | 0.090, 0.245, 0.665 | ' \
+         '0.010 |' in seeds
+
+  (folder / 'learning_breakage.json').write_text(json.dumps(
+      {'none': {'optimal_share': 0.9, 'psnr': 22.0}}))
+  with pytest.raises(docs_tables.TableError, match='rerun that script'):
+    docs_tables.render_block('learning_breakage', folder)
