@@ -181,8 +181,19 @@ def restore_image(restorer, image, tile_size=DEFAULT_TILE_SIZE,
   return outputs
 
 
-def _gif_frames(step_images, actions, restorer, bgr):
-  """One frame per step: before, after, and the action map between them."""
+def gif_frames(step_images, actions, restorer, bgr):
+  """One frame per step: before, after, and the action map between them.
+
+  Args:
+    step_images: `[T+1,H,W,C]` float32, the input and the image after each
+      step.
+    actions: `[T,H,W]` int32 action maps.
+    restorer: the `Restorer` (its action names and colours).
+    bgr: colour images are in BGR order.
+
+  Returns:
+    `T` uint8 `[h,w,3]` RGB frames (`x_actions.gif`).
+  """
   frames = []
   for step in range(len(actions)):
     titles = ['input' if step == 0 else f't={step}', f't={step + 1}']
@@ -265,7 +276,7 @@ def restore_files(model, input_path, output_dir, save_actions=False,
           restorer.action_colors, bgr=bgr)
       action_maps.save_png(strip, stem + ACTIONS_SUFFIX + '.png')
       action_maps.write_gif(
-          _gif_frames(outputs['images'], outputs['actions'], restorer, bgr),
+          gif_frames(outputs['images'], outputs['actions'], restorer, bgr),
           stem + ACTIONS_SUFFIX + '.gif')
       written += [stem + ACTIONS_SUFFIX + '.png',
                   stem + ACTIONS_SUFFIX + '.gif']
