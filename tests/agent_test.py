@@ -375,3 +375,125 @@ def test_a_non_finite_update_leaves_weights_and_optimizer_untouched():
   # The next finite update is applied as usual.
   info = agent.train(_experience(obs, actions, finite))
   assert bool(info.extra.applied) and int(optimizer.iterations) == 2
+
+
+# One pixel, three actions: logits, the taken action, every action's
+# immediate reward, the return and the value (hand-checkable numbers).
+_LOGITS = np.array([0.2, -0.1, 0.5], np.float32)
+_ACTION_REWARDS = np.array([1.0, -2.0, 0.5], np.float32)
+_RETURN, _VALUE = 1.5, 0.3
+
+
+def _logit_gradient(taken, returns=_RETURN, **options):
+  """d(policy + imitation term)/d(logits) of one pixel, and the terms."""
+  logits = tf.Variable(_LOGITS[None, None, None])
+  with tf.GradientTape() as tape:
+    terms = pixel_a2c_agent.step_loss_terms(
+        logits, tf.constant([[[_VALUE]]]), tf.constant([[[taken]]]),
+        tf.constant([[[returns]]]), entropy_coef=0.0, value_loss_coef=0.5,
+        action_rewards=tf.constant(_ACTION_REWARDS[None, None, None]),
+        **options)
+    loss = tf.reduce_sum(terms.policy + terms.imitation)
+  return tape.gradient(loss, logits).numpy().ravel(), terms
+
+
+def _softmax(x):
+  e = np.exp(x - x.max())
+  return e / e.sum()
+
+
+def test_all_actions_gradient_matches_hand_computation():
+  pi = _softmax(_LOGITS.astype(np.float64))
+  r_bar = float(pi @ _ACTION_REWARDS)
+  advantage = _RETURN - _VALUE
+  for taken in range(3):
+    got, terms = _logit_gradient(taken, all_actions_policy_gradient=True)
+    # loss = -log pi(a) (A - r(a) + r_bar) - sum_b pi(b) r(b), r_bar held:
+    # d/dz_b = -(1[a=b] - pi_b)(A - r_a + r_bar) - pi_b (r_b - r_bar).
+    hand = (-(np.eye(3)[taken] - pi) * (advantage - _ACTION_REWARDS[taken] +
+                                        r_bar) -
+            pi * (_ACTION_REWARDS - r_bar))
+    np.testing.assert_allclose(got, hand, atol=1e-6)
+    # The advantage reported stays R - V; the value loss is unchanged.
+    np.testing.assert_allclose(terms.advantage.numpy().ravel(), [advantage],
+                               rtol=1e-6)
+    np.testing.assert_allclose(terms.value.numpy().ravel(),
+                               [0.25 * advantage ** 2], rtol=1e-6)
+
+
+def test_all_actions_gradient_has_the_sampled_gradients_expectation():
+  # The return is the taken action's reward plus a continuation that does
+  # not depend on it. Over the policy's own distribution of the taken
+  # action, the sampled and the all-actions gradients agree on average:
+  # both are -pi_b (r_b - r_bar).
+  pi = _softmax(_LOGITS.astype(np.float64))
+  r_bar = float(pi @ _ACTION_REWARDS)
+  continuation = 0.7
+  sampled, exact = np.zeros(3), np.zeros(3)
+  for taken in range(3):
+    returns = float(_ACTION_REWARDS[taken]) + continuation
+    plain, _ = _logit_gradient(taken, returns)
+    all_actions, _ = _logit_gradient(taken, returns,
+                                     all_actions_policy_gradient=True)
+    sampled += pi[taken] * plain
+    exact += pi[taken] * all_actions
+    # Each all-actions gradient keeps only the continuation's sampled
+    # term: the immediate reward enters through its expectation.
+    np.testing.assert_allclose(
+        all_actions, -(np.eye(3)[taken] - pi) * (continuation - _VALUE +
+                                                 r_bar) -
+        pi * (_ACTION_REWARDS - r_bar), atol=1e-6)
+  np.testing.assert_allclose(sampled, -pi * (_ACTION_REWARDS - r_bar),
+                             atol=1e-6)
+  np.testing.assert_allclose(exact, sampled, atol=1e-6)
+
+
+@pytest.mark.parametrize('temperature', [0.0, 0.5])
+def test_imitation_gradient_matches_hand_computation(temperature):
+  pi = _softmax(_LOGITS.astype(np.float64))
+  weight = 0.3
+  got, terms = _logit_gradient(1, imitation_weight=tf.constant(weight),
+                               imitation_temperature=temperature)
+  if temperature:
+    target = _softmax(_ACTION_REWARDS.astype(np.float64) / temperature)
+  else:
+    target = np.eye(3)[0]  # Action 0 has the largest reward, 1.0.
+  # Cross-entropy -w sum_a q_a log pi_a: d/dz = w (pi - q); the policy term
+  # is the plain one, -(1[a=1] - pi) * (R - V).
+  plain = -(np.eye(3)[1] - pi) * (_RETURN - _VALUE)
+  np.testing.assert_allclose(got, plain + weight * (pi - target), atol=1e-6)
+  np.testing.assert_allclose(
+      terms.imitation.numpy().ravel(),
+      [-weight * float(target @ np.log(pi))], rtol=1e-5)
+
+
+def test_imitation_weight_decays_over_its_updates():
+  time_step_spec, action_spec = _specs(1, 2, 1, 2)
+  net = _ConstantNetwork(time_step_spec.observation, 2, 1.0)
+  agent = pixel_a2c_agent.PixelA2CAgent(
+      time_step_spec, action_spec, net, tf.keras.optimizers.SGD(0.0),
+      imitation_coef=0.8, imitation_updates=4,
+      train_step_counter=tf.Variable(0, dtype=tf.int64))
+  assert agent.uses_action_rewards
+  weights = []
+  for _ in range(6):
+    weights.append(float(agent._imitation_weight()))  # pylint: disable=protected-access
+    agent.train_step_counter.assign_add(1)
+  np.testing.assert_allclose(weights, [0.8, 0.6, 0.4, 0.2, 0.0, 0.0],
+                             atol=1e-7)
+  with pytest.raises(ValueError, match='imitation_updates'):
+    pixel_a2c_agent.PixelA2CAgent(
+        time_step_spec, action_spec, net, tf.keras.optimizers.SGD(0.0),
+        imitation_coef=0.8, imitation_updates=0)
+
+
+def test_an_update_without_the_action_rewards_is_one_line():
+  time_step_spec, action_spec = _specs(1, 2, 1, 2)
+  net = _ConstantNetwork(time_step_spec.observation, 2, 1.0)
+  agent = pixel_a2c_agent.PixelA2CAgent(
+      time_step_spec, action_spec, net, tf.keras.optimizers.SGD(0.1),
+      all_actions_policy_gradient=True)
+  obs = [np.zeros((1, 1, 2, 1), np.float32)] * 2
+  with pytest.raises(ValueError, match="every action's reward"):
+    agent.train(_experience(obs, [np.array([[[0, 1]]])],
+                            [np.array([[[1.0, 3.0]]])]))

@@ -1,6 +1,7 @@
 """Tests of the batched PixelRL environment."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tf_agents.drivers import dynamic_episode_driver
 from tf_agents.environments import tf_py_environment
@@ -115,3 +116,37 @@ def test_transition_matches_action_set():
                         tf.square(targets - want))[..., 0]
   np.testing.assert_allclose(rewards.numpy(), want_rewards.numpy(),
                              atol=1e-5)
+
+
+def test_action_rewards_are_what_each_action_would_have_earned():
+  from pixelrl_tf.environments import rewards as rewards_lib  # pylint: disable=g-import-not-at-top
+  from pixelrl_tf.environments import tf_pixel_env  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(4)
+  clean = rng.uniform(size=(2, 9, 11, 1)).astype(np.float32)
+  noisy = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+  actions = rng.integers(0, 9, size=(2, 9, 11)).astype(np.int32)
+  table = action_set_lib.DENOISE_ACTIONS
+  environment = tf_pixel_env.PixelTFEnvironment(table)
+  environment.start_episode(noisy, clean)
+  step = environment.step(actions)
+  action_rewards = environment.action_rewards.numpy()
+  assert action_rewards.shape == (2, 9, 11, 9)
+  # Independently: a fresh episode in which every pixel takes action a.
+  for action in range(9):
+    environment.start_episode(noisy, clean)
+    uniform = environment.step(np.full_like(actions, action))
+    np.testing.assert_allclose(action_rewards[..., action],
+                               uniform.reward.numpy(), atol=1e-6)
+  # The taken actions' entries are the step's own rewards.
+  taken = np.take_along_axis(action_rewards, actions[..., None], -1)[..., 0]
+  np.testing.assert_allclose(taken, step.reward.numpy(), atol=1e-6)
+  # A reward of the whole image has no per-action form.
+  saliency = tf_pixel_env.PixelTFEnvironment(
+      action_set_lib.get_action_set('color'), rewards_lib.SALIENCY,
+      channels=3)
+  saliency.start_episode(np.repeat(noisy, 3, -1), np.ones_like(noisy))
+  saliency.step(np.zeros_like(actions))
+  assert not rewards_lib.is_per_pixel(rewards_lib.SALIENCY)
+  assert rewards_lib.is_per_pixel(rewards_lib.SQUARED_ERROR)
+  with pytest.raises(ValueError, match='not per pixel'):
+    _ = saliency.action_rewards

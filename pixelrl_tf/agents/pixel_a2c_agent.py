@@ -39,7 +39,24 @@ Differences from a textbook `TFAgent` / A2C, all taken from the reference code:
   by their global norm, and applied only when they are finite;
 - opt-in stabilisers, off by default as in the reference: `reward_scale`
   multiplies the rewards before the returns, `gradient_clip_norm` clips the
-  global gradient norm.
+  global gradient norm;
+- opt-in sample efficiency from what the environment computes anyway (every
+  action's result at every pixel, hence every action's immediate reward
+  `r_k(a)` for a per-pixel reward; docs/training.md derives both):
+  `all_actions_policy_gradient` replaces the sampled score-function term of
+  the immediate reward's deviation from its expectation,
+  `r_k(a_k) - sum_a pi(a|s_k) r_k(a)`, by its exact expectation
+  `sum_a grad pi(a|s_k) r_k(a)` (unbiased, without that part's sampling
+  variance); the rest of the advantage keeps the sampled term, which carries
+  the multi-step credit:
+    policy_loss += -sum_a pi(a|s_k) r_k(a)
+                   - log pi(a_k|s_k) * stop_gradient(A_k - r_k(a_k) + rbar_k)
+  with `rbar_k = stop_gradient(sum_a pi(a|s_k) r_k(a))`. `imitation_coef`
+  adds a cross-entropy towards the per-pixel best immediate action (or,
+  with `imitation_temperature > 0`, towards `softmax(r_k / temperature)`),
+  decaying linearly to 0 over `imitation_updates` updates: a warm start
+  that A2C then takes over. With the reward map convolution, `w` acts on
+  the discounted future only (eq. 13), so the immediate term is unchanged.
 """
 
 import collections
@@ -56,16 +73,19 @@ from pixelrl_tf.agents import reward_map
 
 StepLossTerms = collections.namedtuple(
     'StepLossTerms',
-    ('policy', 'entropy_term', 'value', 'entropy', 'advantage', 'log_prob'))
+    ('policy', 'entropy_term', 'value', 'entropy', 'advantage', 'log_prob',
+     'imitation'))
 
 PixelA2CLossInfo = collections.namedtuple(
     'PixelA2CLossInfo',
     ('policy_loss', 'value_loss', 'entropy_loss', 'entropy', 'mean_return',
-     'mean_abs_advantage', 'gradient_norm', 'applied'))
+     'mean_abs_advantage', 'gradient_norm', 'applied', 'imitation_loss'))
 
 
 def step_loss_terms(logits, values, actions, returns, entropy_coef,
-                    value_loss_coef, advantage_returns=None):
+                    value_loss_coef, advantage_returns=None,
+                    action_rewards=None, all_actions_policy_gradient=False,
+                    imitation_weight=None, imitation_temperature=0.0):
   """Per-pixel loss terms of one step.
 
   Args:
@@ -77,11 +97,20 @@ def step_loss_terms(logits, values, actions, returns, entropy_coef,
     value_loss_coef: weight of `(V - R)^2 / 2`.
     advantage_returns: the returns used for the advantage of the policy
       term, defaults to `returns`; the advantage is always detached from `V`.
+    action_rewards: `[B,H,W,A]` every action's immediate reward `r_k(a)`
+      (scaled as the returns' rewards), for the two options below.
+    all_actions_policy_gradient: the immediate reward's deviation from its
+      expectation enters through its exact expectation (module docstring).
+    imitation_weight: weight of the cross-entropy towards the best
+      immediate action(s); None or 0: none.
+    imitation_temperature: 0: the target is the best action (one-hot);
+      else `softmax(r_k / temperature)`.
 
   Returns:
-    `StepLossTerms` of `[B,H,W]` maps: `policy = -log pi(a) * A`,
-    `entropy_term = -beta * H`, `value`, `entropy = H`, the detached
-    `advantage = R - V` and `log_prob = log pi(a)`.
+    `StepLossTerms` of `[B,H,W]` maps: `policy` (`-log pi(a) * A`, or the
+    all-actions form), `entropy_term = -beta * H`, `value`, `entropy = H`,
+    the detached `advantage = R - V`, `log_prob = log pi(a)` and
+    `imitation` (weighted cross-entropy, zeros without it).
   """
   if advantage_returns is None:
     advantage_returns = tf.stop_gradient(returns)
@@ -91,14 +120,30 @@ def step_loss_terms(logits, values, actions, returns, entropy_coef,
   probs = tf.exp(log_probs)
   entropy = -tf.reduce_sum(probs * log_probs, axis=-1)
   num_actions = tf.shape(logits)[-1]
-  taken = tf.reduce_sum(
-      log_probs * tf.one_hot(actions, num_actions, dtype=log_probs.dtype),
-      axis=-1)
+  taken_one_hot = tf.one_hot(actions, num_actions, dtype=log_probs.dtype)
+  taken = tf.reduce_sum(log_probs * taken_one_hot, axis=-1)
   advantages = advantage_returns - tf.stop_gradient(values)
   policy = -taken * advantages
+  imitation = tf.zeros_like(entropy)
+  if action_rewards is not None:
+    action_rewards = tf.stop_gradient(tf.cast(action_rewards, tf.float32))
+    if all_actions_policy_gradient:
+      expected = tf.reduce_sum(probs * action_rewards, axis=-1)
+      deviation = (tf.reduce_sum(action_rewards * taken_one_hot, axis=-1) -
+                   tf.stop_gradient(expected))
+      policy = -taken * (advantages - deviation) - expected
+    if imitation_weight is not None:
+      if imitation_temperature:
+        target = tf.nn.softmax(action_rewards / imitation_temperature,
+                               axis=-1)
+      else:
+        target = tf.one_hot(tf.argmax(action_rewards, axis=-1),
+                            num_actions, dtype=log_probs.dtype)
+      imitation = -imitation_weight * tf.reduce_sum(target * log_probs,
+                                                    axis=-1)
   value = value_loss_coef * 0.5 * tf.square(values - returns)
   return StepLossTerms(policy, -entropy_coef * entropy, value, entropy,
-                       advantages, taken)
+                       advantages, taken, imitation)
 
 
 def _num_replicas():
@@ -109,7 +154,8 @@ def _num_replicas():
 @gin.configurable(module='pixelrl_tf.agents', allowlist=[
     'gamma', 'entropy_coef', 'value_loss_coef', 'reward_map_policy_gradient',
     'max_update_batch', 'reward_scale', 'gradient_clip_norm',
-    'debug_summaries', 'summarize_grads_and_vars'])
+    'all_actions_policy_gradient', 'imitation_coef', 'imitation_temperature',
+    'imitation_updates', 'debug_summaries', 'summarize_grads_and_vars'])
 class PixelA2CAgent(tf_agent.TFAgent):
   """A2C with per-pixel agents, an optional ConvGRU state and optional RMC."""
 
@@ -121,6 +167,10 @@ class PixelA2CAgent(tf_agent.TFAgent):
                max_update_batch: Optional[int] = 32,
                reward_scale: float = 1.0,
                gradient_clip_norm: Optional[float] = None,
+               all_actions_policy_gradient: bool = False,
+               imitation_coef: float = 0.0,
+               imitation_temperature: float = 0.0,
+               imitation_updates: Optional[int] = None,
                debug_summaries: bool = False,
                summarize_grads_and_vars: bool = False,
                train_step_counter=None, name: str = 'PixelA2CAgent'):
@@ -150,6 +200,16 @@ class PixelA2CAgent(tf_agent.TFAgent):
         the reference); a stabiliser for tasks whose rewards are large.
       gradient_clip_norm: clip the global gradient norm to this (None: no
         clipping, as the reference).
+      all_actions_policy_gradient: take the immediate reward's part of the
+        policy gradient through its exact expectation over every action
+        (module docstring; needs a per-pixel reward). False: the reference.
+      imitation_coef: initial weight of the cross-entropy towards the best
+        immediate action(s) (0: none, the reference).
+      imitation_temperature: 0: the target is each pixel's best immediate
+        action; else the reward-weighted distribution
+        `softmax(r / temperature)`, in reward units.
+      imitation_updates: the weight decays linearly to 0 over this many
+        updates (None: constant).
       debug_summaries: write histograms of every update's returns, values,
         advantages and rewards and the share of each action taken
         (`debug/...`), under the default summary writer and step (the
@@ -170,6 +230,16 @@ class PixelA2CAgent(tf_agent.TFAgent):
     self._max_update_batch = max_update_batch
     self._reward_scale = reward_scale
     self._gradient_clip_norm = gradient_clip_norm
+    self._all_actions_policy_gradient = bool(all_actions_policy_gradient)
+    self._imitation_coef = float(imitation_coef)
+    self._imitation_temperature = float(imitation_temperature)
+    self._imitation_updates = imitation_updates
+    if self._imitation_coef < 0 or self._imitation_temperature < 0:
+      raise ValueError('imitation_coef and imitation_temperature must not '
+                       'be negative')
+    if imitation_updates is not None and imitation_updates < 1:
+      raise ValueError(f'imitation_updates must be at least 1 (or None), '
+                       f'got {imitation_updates}')
     self._reward_map = (reward_map.RewardMapConv(reward_map_size)
                         if use_reward_map_conv else None)
     actor_critic_network.create_variables()
@@ -211,6 +281,12 @@ class PixelA2CAgent(tf_agent.TFAgent):
     return self._gamma
 
   @property
+  def uses_action_rewards(self) -> bool:
+    """Whether updates need every action's reward (policy info
+    `pixel_policy.ACTION_REWARDS` of the transitions)."""
+    return self._all_actions_policy_gradient or self._imitation_coef > 0
+
+  @property
   def writes_summaries(self) -> bool:
     """Whether updates write summaries (debug or gradient histograms)."""
     return self._debug_summaries or self._summarize_grads_and_vars
@@ -223,7 +299,11 @@ class PixelA2CAgent(tf_agent.TFAgent):
                 reward_map_policy_gradient=self._reward_map_policy_gradient,
                 max_update_batch=self._max_update_batch,
                 reward_scale=self._reward_scale,
-                gradient_clip_norm=self._gradient_clip_norm)
+                gradient_clip_norm=self._gradient_clip_norm,
+                all_actions_policy_gradient=self._all_actions_policy_gradient,
+                imitation_coef=self._imitation_coef,
+                imitation_temperature=self._imitation_temperature,
+                imitation_updates=self._imitation_updates)
 
   def trainable_variables_for_update(self):
     variables = list(self._actor_critic_network.trainable_variables)
@@ -312,6 +392,7 @@ class PixelA2CAgent(tf_agent.TFAgent):
         raise ValueError('experience needs at least 2 time items, got '
                          f'{num_steps + 1}')
       rewards = rewards[:num_steps] * self._reward_scale
+      action_rewards = self._action_rewards(experience, num_steps)
       bootstrap = self._bootstrap_values(observations[num_steps],
                                          discounts[num_steps - 1])
       step_returns = tf.stop_gradient(self._returns(rewards, bootstrap))
@@ -322,12 +403,12 @@ class PixelA2CAgent(tf_agent.TFAgent):
       if rollout_tape is not None:
         grads, totals, value_maps, log_prob_maps = self._reuse_rollout(
             experience, actions, step_returns, num_steps, replica_weight,
-            rollout_tape, network_variables, apply_gradients)
+            rollout_tape, network_variables, apply_gradients, action_rewards)
       else:
         grads, totals, value_maps, log_prob_maps = self._recompute(
             observations, actions, step_types, step_returns, num_steps,
             replica_weight, initial_network_state, network_variables,
-            apply_gradients)
+            apply_gradients, action_rewards)
       totals['return'] = tf.reduce_mean(step_returns)
       if self._debug_summaries:
         self._summarize_update(actions[:num_steps], rewards, step_returns,
@@ -344,26 +425,62 @@ class PixelA2CAgent(tf_agent.TFAgent):
       if apply_gradients:
         gradient_norm, applied = self._apply(grads, variables)
 
-      total = totals['policy'] + totals['entropy_term'] + totals['value']
+      total = (totals['policy'] + totals['entropy_term'] + totals['value'] +
+               totals['imitation'])
       return tf_agent.LossInfo(
           total, PixelA2CLossInfo(
               policy_loss=totals['policy'], value_loss=totals['value'],
               entropy_loss=totals['entropy_term'], entropy=totals['entropy'],
               mean_return=totals['return'],
               mean_abs_advantage=totals['abs_advantage'],
-              gradient_norm=gradient_norm, applied=applied))
+              gradient_norm=gradient_norm, applied=applied,
+              imitation_loss=totals['imitation']))
+
+  def _action_rewards(self, experience, num_steps):
+    """`[T,B,H,W,A]` every action's reward, scaled, or None if unused."""
+    if not self.uses_action_rewards:
+      return None
+    info = experience.policy_info
+    if not isinstance(info, dict) or pixel_policy.ACTION_REWARDS not in info:
+      raise ValueError(
+          'all_actions_policy_gradient and imitation_coef need every '
+          "action's reward in the policy info (run the episode with "
+          'record_action_rewards=True on an environment with a per-pixel '
+          'reward)')
+    action_rewards = common.transpose_batch_time(
+        info[pixel_policy.ACTION_REWARDS])
+    return action_rewards[:num_steps] * self._reward_scale
+
+  def _imitation_weight(self):
+    """The cross-entropy's weight at this update, or None without it."""
+    if self._imitation_coef <= 0:
+      return None
+    if self._imitation_updates is None:
+      return tf.constant(self._imitation_coef)
+    done = tf.cast(self.train_step_counter, tf.float32)
+    return self._imitation_coef * tf.maximum(
+        0.0, 1.0 - done / float(self._imitation_updates))
+
+  def _step_terms(self, logits, values, actions, returns, action_rewards):
+    return step_loss_terms(
+        logits, values, actions, returns, self._entropy_coef,
+        self._value_loss_coef, action_rewards=action_rewards,
+        all_actions_policy_gradient=self._all_actions_policy_gradient,
+        imitation_weight=self._imitation_weight(),
+        imitation_temperature=self._imitation_temperature)
 
   def _accumulate_totals(self, totals, weight, num_steps, terms):
     totals['policy'] += weight * tf.reduce_mean(terms.policy)
     totals['entropy_term'] += weight * tf.reduce_mean(terms.entropy_term)
     totals['value'] += weight * tf.reduce_mean(terms.value)
+    totals['imitation'] += weight * tf.reduce_mean(terms.imitation)
     totals['entropy'] += weight * tf.reduce_mean(terms.entropy) / num_steps
     totals['abs_advantage'] += (
         weight * tf.reduce_mean(tf.abs(terms.advantage)) / num_steps)
 
   def _reuse_rollout(self, experience, actions, step_returns, num_steps,
                      replica_weight, rollout_tape, network_variables,
-                     apply_gradients):
+                     apply_gradients, action_rewards=None):
     """Loss from the rollout's logits and values; one backward pass."""
     info = experience.policy_info
     if not isinstance(info, dict) or pixel_policy.LOGITS not in info:
@@ -379,11 +496,11 @@ class PixelA2CAgent(tf_agent.TFAgent):
       loss = tf.constant(0.0)
       value_maps, log_prob_maps = [], []
       for k in range(num_steps):
-        terms = step_loss_terms(
+        terms = self._step_terms(
             time_logits[k], time_values[k], actions[k], step_returns[k],
-            self._entropy_coef, self._value_loss_coef)
+            None if action_rewards is None else action_rewards[k])
         loss += tf.reduce_mean(terms.policy + terms.entropy_term +
-                               terms.value)
+                               terms.value + terms.imitation)
         self._accumulate_totals(totals, 1.0, num_steps, terms)
         value_maps.append(tf.stop_gradient(time_values[k]))
         log_prob_maps.append(tf.stop_gradient(terms.log_prob))
@@ -399,7 +516,7 @@ class PixelA2CAgent(tf_agent.TFAgent):
 
   def _recompute(self, observations, actions, step_types, step_returns,
                  num_steps, replica_weight, initial_network_state,
-                 network_variables, apply_gradients):
+                 network_variables, apply_gradients, action_rewards=None):
     """Re-runs the window's forward passes step by step, per batch slice."""
     network = self._actor_critic_network
     accumulated = [tf.zeros_like(v) for v in network_variables]
@@ -428,11 +545,12 @@ class PixelA2CAgent(tf_agent.TFAgent):
           (logits, values), state = network(
               observation, step_type=take(step_types[k]),
               network_state=state, training=True)
-          terms = step_loss_terms(
+          terms = self._step_terms(
               logits, values, take(actions[k]), take(step_returns[k]),
-              self._entropy_coef, self._value_loss_coef)
+              None if action_rewards is None else take(action_rewards[k]))
           step_loss = self._scaled(replica_weight * weight * tf.reduce_mean(
-              terms.policy + terms.entropy_term + terms.value))
+              terms.policy + terms.entropy_term + terms.value +
+              terms.imitation))
         if apply_gradients:
           grads = tape.gradient(step_loss, network_variables)
           accumulated = [a if g is None else a + g

@@ -30,6 +30,10 @@ tfd = tfp.distributions
 
 LOGITS = 'logits'
 VALUES = 'values'
+# `[H,W,A]` what every action would have earned at every pixel in a step;
+# the rollout adds it to the policy info of training transitions for agents
+# that learn from every action's reward.
+ACTION_REWARDS = 'action_rewards'
 
 
 def replica_batch_slice(batch_size):

@@ -28,7 +28,8 @@ from pixelrl_tf.drivers import rollout
 
 # Scalars `run` returns, each reduced over replicas by the caller (mean).
 SCALARS = ('loss', 'policy_loss', 'value_loss', 'entropy_loss', 'entropy',
-           'mean_abs_advantage', 'episode_reward', 'mean_abs_reward')
+           'mean_abs_advantage', 'episode_reward', 'mean_abs_reward',
+           'imitation_loss')
 # The largest gradient norm of the episode's updates.
 GRADIENT_NORM = 'gradient_norm'
 # 1.0 if every window's update was applied (finite gradients), else 0.0.
@@ -115,7 +116,8 @@ class EpisodeLearner(tf.Module):
         self._environment, policy, time_step, self._t_max,
         seed=rollout_seed, window_size=self._update_interval,
         train_fn=self._train_window,
-        record_gradients=self._record_gradients)
+        record_gradients=self._record_gradients,
+        record_action_rewards=self._agent.uses_action_rewards)
     num_windows = len(result.losses)
     extras = [loss.extra for loss in result.losses]
     discounts = tf.pow(self._agent.gamma,
@@ -125,6 +127,7 @@ class EpisodeLearner(tf.Module):
         'policy_loss': tf.add_n([e.policy_loss for e in extras]),
         'value_loss': tf.add_n([e.value_loss for e in extras]),
         'entropy_loss': tf.add_n([e.entropy_loss for e in extras]),
+        'imitation_loss': tf.add_n([e.imitation_loss for e in extras]),
         'entropy': tf.add_n([e.entropy for e in extras]) / num_windows,
         'mean_abs_advantage': tf.add_n(
             [e.mean_abs_advantage for e in extras]) / num_windows,

@@ -28,6 +28,11 @@ With `record_gradients=True` each window's policy steps run under a
 to emit its network outputs as policy info, and the tape is handed to
 `train_fn`: the update then reuses the rollout's forward pass instead of
 recomputing it.
+
+With `record_action_rewards=True` each transition's policy info also holds
+the environment's `action_rewards` (`[B,H,W,A]`: what every action would
+have earned at every pixel in that step) under
+`pixel_policy.ACTION_REWARDS`, for agents that learn from all of them.
 """
 
 import contextlib
@@ -37,6 +42,8 @@ from typing import Any, Callable, List, Optional
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
+
+from pixelrl_tf.agents import pixel_policy
 
 # `(experience [B,n+1], initial policy state, tape or None) -> LossInfo`.
 TrainFn = Callable[[trajectory.Trajectory, Any, Optional[tf.GradientTape]],
@@ -93,7 +100,8 @@ def run_episode(environment, policy, time_step: ts.TimeStep, t_max: int,
                 window_size: Optional[int] = None,
                 train_fn: Optional[TrainFn] = None,
                 record_gradients: bool = False,
-                keep_images: bool = True) -> Episode:
+                keep_images: bool = True,
+                record_action_rewards: bool = False) -> Episode:
   """Runs `t_max` steps of `policy` on `environment`.
 
   Args:
@@ -112,6 +120,8 @@ def run_episode(environment, policy, time_step: ts.TimeStep, t_max: int,
     record_gradients: run each window's policy steps under a gradient tape
       handed to `train_fn`.
     keep_images: return the image after every step.
+    record_action_rewards: add the environment's `action_rewards` of each
+      step to its policy info (`pixel_policy.ACTION_REWARDS`).
 
   Returns:
     An `Episode`.
@@ -128,7 +138,7 @@ def run_episode(environment, policy, time_step: ts.TimeStep, t_max: int,
           tf.shape(time_step.step_type)[0])
     seeds = (None if seed is None else
              tf.random.experimental.stateless_split(seed, t_max))
-    if train_fn is None and not record_gradients:
+    if train_fn is None and not record_gradients and not record_action_rewards:
       return _run_loop(environment, policy, policy_state, t_max, seeds,
                        keep_images)
     images = [environment.images] if keep_images else None
@@ -144,6 +154,10 @@ def run_episode(environment, policy, time_step: ts.TimeStep, t_max: int,
           with (tape.stop_recording() if tape is not None
                 else contextlib.nullcontext()):
             time_step = environment.step(step.action)
+            if record_action_rewards:
+              info = dict(step.info) if isinstance(step.info, dict) else {}
+              info[pixel_policy.ACTION_REWARDS] = environment.action_rewards
+              step = step._replace(info=info)
           time_steps.append(time_step)
           policy_steps.append(step)
           policy_state = step.state

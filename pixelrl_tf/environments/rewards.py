@@ -17,6 +17,13 @@ to a `[B,H,W]` float32 reward map (traceable TF ops). Two are built in:
 
 A user adds their own with `register_reward('name', fn)` from their module
 (imported by a gin file) and selects it in a task (`make_task.reward`).
+
+A reward is *per pixel* when a pixel's reward depends only on that pixel's
+values before and after the step (and its target): then the reward every
+action would have earned at every pixel is that action's whole-image result
+rewarded pixel by pixel, which the agent's all-action options use. The
+squared error and the Lab distance are; the saliency reward (a map of the
+whole image) is not. `register_reward(..., per_pixel=True)` declares it.
 """
 
 from typing import Callable
@@ -98,13 +105,32 @@ SALIENCY = 'saliency'
 _REWARDS = {SQUARED_ERROR: squared_error_decrease,
             LAB_DISTANCE: lab_distance_decrease,
             SALIENCY: saliency_change_reward()}
+_PER_PIXEL = {squared_error_decrease, lab_distance_decrease}
 
 
-def register_reward(name: str, fn: RewardFn, overwrite: bool = False) -> None:
-  """Makes `fn` available as reward `name` (see the module docstring)."""
+def register_reward(name: str, fn: RewardFn, overwrite: bool = False,
+                    per_pixel: bool = False) -> None:
+  """Makes `fn` available as reward `name` (see the module docstring).
+
+  Args:
+    name: the reward's name.
+    fn: the reward function.
+    overwrite: replace a reward of that name.
+    per_pixel: a pixel's reward depends only on its own values (and
+      target); see the module docstring.
+  """
   if name in _REWARDS and _REWARDS[name] is not fn and not overwrite:
     raise ValueError(f'a reward called {name!r} is already registered')
   _REWARDS[name] = fn
+  if per_pixel:
+    _PER_PIXEL.add(fn)
+  else:
+    _PER_PIXEL.discard(fn)
+
+
+def is_per_pixel(name_or_fn) -> bool:
+  """Whether a reward (name or function) is declared per pixel."""
+  return get_reward_fn(name_or_fn) in _PER_PIXEL
 
 
 def get_reward_fn(name_or_fn) -> RewardFn:

@@ -79,10 +79,36 @@ class PixelTFEnvironment(tf_environment.TFEnvironment):
     self._extra = None
     self._time_step = None
     self._steps = 0
+    self._images_before = None
 
   @property
   def action_set(self):
     return self._action_set
+
+  @property
+  def action_rewards(self) -> tf.Tensor:
+    """`[B,H,W,A]` the reward each action would have earned at each pixel
+    in the last step (from the image before it), for a per-pixel reward.
+
+    Computed when asked (in the graph being traced), so that episodes that
+    do not use it do not pay for it.
+
+    Raises:
+      RuntimeError: no step with a target has run yet.
+      ValueError: the reward is not per pixel (`rewards.is_per_pixel`).
+    """
+    if self._images_before is None or self._targets is None:
+      raise RuntimeError('action_rewards needs a step with a target first')
+    if not rewards_lib.is_per_pixel(self._reward_fn):
+      raise ValueError('the reward of this environment is not per pixel '
+                       '(rewards.register_reward(..., per_pixel=True)); '
+                       'every action\'s reward is not defined')
+    with tf.name_scope('action_rewards'):
+      images = self._images_before
+      outputs = self._action_set.outputs(images)
+      return tf.stack([self._reward_fn(self._targets, images, outputs[a])
+                       for a in range(self._action_set.num_actions)],
+                      axis=-1)
 
   @property
   def images(self) -> tf.Tensor:
@@ -107,6 +133,7 @@ class PixelTFEnvironment(tf_environment.TFEnvironment):
     self._extra = (None if extra is None else
                    tf.convert_to_tensor(extra, tf.float32))
     self._steps = 0
+    self._images_before = None
     batch = tf.shape(self._images)[0]
     self._time_step = ts.TimeStep(
         step_type=tf.fill([batch], ts.StepType.FIRST),
@@ -162,6 +189,7 @@ class PixelTFEnvironment(tf_environment.TFEnvironment):
             images, action, self._targets, self._action_set, self._reward_fn)
       if self._post_step_fn is not None:
         next_images = self._post_step_fn(next_images, self._start)
+      self._images_before = images
       self._images = next_images
       self._steps += 1
       batch = tf.shape(images)[0]

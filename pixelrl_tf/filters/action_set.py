@@ -158,6 +158,29 @@ class ActionSet:
     return self._traced_apply[channels](
         images, tf.cast(tf.convert_to_tensor(actions), tf.int32))
 
+  def outputs(self, images: tf.Tensor) -> tf.Tensor:
+    """Every action's result on the whole image.
+
+    Args:
+      images: float32 `[B, H, W, C]`.
+
+    Returns:
+      float32 `[A, B, H, W, C]`: item `a` is the image after every pixel
+      took action `a` (what `apply` selects from, pixel by pixel).
+    """
+    images = tf.convert_to_tensor(images, dtype=tf.float32)
+    channels = images.shape[-1]
+    key = ('outputs', channels)
+    if key not in self._traced_apply:
+      self._traced_apply[key] = tf.function(
+          self._outputs, autograph=False, input_signature=[
+              tf.TensorSpec([None, None, None, channels], tf.float32)])
+    return self._traced_apply[key](images)
+
+  def _outputs(self, images):
+    with tf.name_scope('action_outputs'):
+      return tf.stack([action.fn(images) for action in self._actions])
+
   def _apply(self, images, actions):
     with tf.name_scope('apply_action_map'):
       actions = tf.expand_dims(actions, axis=-1)

@@ -80,7 +80,10 @@ GUARDED_SETTINGS = ('task', 'data_source', 'list_file', 'seed', 'batch_size',
 # e.g. `max_update_batch`, change only how it is computed).
 GUARDED_AGENT_HYPERPARAMETERS = ('gamma', 'entropy_coef', 'value_loss_coef',
                                  'reward_map_policy_gradient', 'reward_scale',
-                                 'gradient_clip_norm')
+                                 'gradient_clip_norm',
+                                 'all_actions_policy_gradient',
+                                 'imitation_coef', 'imitation_temperature',
+                                 'imitation_updates')
 
 # Activation maps of `F` channels kept per image pixel and step when the
 # update reuses the rollout's forward pass (measured, see
@@ -299,10 +302,14 @@ def _task_settings(task):
 
 
 def _setting_differences(key, stored, current):
-  """`(name, stored, current)` for each difference; a task field by field."""
+  """`(name, stored, current)` for each difference; a task field by field.
+
+  A field the stored settings do not hold (a run recorded before the field
+  existed) is not compared.
+  """
   if isinstance(stored, dict) and isinstance(current, dict):
     return [(f'{key}.{field}', stored.get(field), current.get(field))
-            for field in sorted(set(stored) | set(current))
+            for field in sorted(stored)
             if stored.get(field) != current.get(field)]
   return [(key, stored, current)] if stored != current else []
 
@@ -1079,6 +1086,8 @@ def _write_scalars(writer, step, scalars, learning_rate, seconds,
     tf.summary.scalar('Losses/policy', scalars['policy_loss'])
     tf.summary.scalar('Losses/value', scalars['value_loss'])
     tf.summary.scalar('Losses/entropy', scalars['entropy_loss'])
+    if scalars['imitation_loss']:
+      tf.summary.scalar('Losses/imitation', scalars['imitation_loss'])
     tf.summary.scalar('Metrics/entropy', scalars['entropy'])
     tf.summary.scalar('Metrics/reward', scalars['episode_reward'])
     tf.summary.scalar('Metrics/mean_abs_reward', scalars['mean_abs_reward'])
