@@ -6,6 +6,8 @@
 * `validation_source` and `validation_fraction` together are an error.
 """
 
+import io
+import json
 import os
 
 import cv2
@@ -16,6 +18,7 @@ import tensorflow as tf
 
 from conftest import PROJECT_ROOT
 from pixelrl_tf import cli
+from pixelrl_tf import hardware
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.tasks import episode_sources
 from pixelrl_tf.tasks import tasks as tasks_lib
@@ -23,12 +26,44 @@ from pixelrl_tf.tasks import tasks as tasks_lib
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 
 
-def _train(root_dir, *bindings):
+def _train(root_dir, *bindings, stream=None):
   gin.clear_config()
   cli.parse_gin([TINY], ['train.eval_interval = 100',
                          'train.final_report = False', *bindings])
-  with open(os.devnull, 'w') as stream:
-    return train_lib.train(str(root_dir), progress_stream=stream)
+  with open(os.devnull, 'w') as devnull:
+    return train_lib.train(str(root_dir), progress_stream=stream or devnull)
+
+
+
+def test_native_bfloat16_is_read_from_the_cpu_flags_and_gpus(monkeypatch):
+  monkeypatch.setattr(hardware, 'gpus', lambda: [])
+  for flags, native in ((['avx2', 'fma'], ''), (['avx2', 'amx_bf16'], 'cpu'),
+                        (['avx512f', 'avx512_bf16'], 'cpu')):
+    monkeypatch.setattr(hardware, 'cpu_flags', lambda f=flags: frozenset(f))
+    assert hardware.native_bfloat16() == native, flags
+  monkeypatch.setattr(hardware, 'cpu_flags', lambda: frozenset(['amx_bf16']))
+  # With a GPU, the GPU decides (TensorFlow runs the network there).
+  monkeypatch.setattr(hardware, 'gpus', lambda: [
+      {'name': 'old', 'compute_capability': (7, 0)}])
+  assert hardware.native_bfloat16() == ''
+  monkeypatch.setattr(hardware, 'gpus', lambda: [
+      {'name': 'new', 'compute_capability': (9, 0)}])
+  assert hardware.native_bfloat16() == 'gpu'
+
+
+def test_auto_precision_is_chosen_printed_and_recorded(monkeypatch, tmp_path):
+  for native, policy in (('', None), ('cpu', 'mixed_bfloat16')):
+    monkeypatch.setattr(hardware, 'native_bfloat16', lambda n=native: n)
+    lines = io.StringIO()
+    result = _train(tmp_path / (native or 'none'),
+                    "train.mixed_precision = 'auto'", 'train.num_episodes = 1',
+                    stream=lines)
+    assert result['mixed_precision'] == policy
+    stored = json.loads((tmp_path / (native or 'none') / 'run.json')
+                        .read_text())
+    assert stored['mixed_precision'] == policy
+    assert (f'mixed precision: {policy or "float32"} (bfloat16 is '
+            f'{"" if native else "not "}native') in lines.getvalue()
 
 
 def _tags_by_step(directory):

@@ -31,13 +31,14 @@ import os
 import sys
 import tempfile
 import time
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import gin
 import numpy as np
 import tensorflow as tf
 
 from pixelrl_tf import cli
+from pixelrl_tf import hardware
 from pixelrl_tf import metrics
 from pixelrl_tf.agents import pixel_a2c_agent
 from pixelrl_tf.data import datasets
@@ -62,7 +63,7 @@ OPERATIVE_CONFIG_PATTERN = 'operative_config-{episode}.gin'
 OPERATIVE_CONFIG_AGAIN_PATTERN = 'operative_config-{episode}-{k}.gin'
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
-MIXED_PRECISION_POLICIES = (None, 'mixed_bfloat16', 'mixed_float16')
+MIXED_PRECISION_POLICIES = (None, 'mixed_bfloat16', 'mixed_float16', 'auto')
 
 # Settings of a run that a resume may not change silently (`run.json`):
 # everything that changes the training trajectory or the validation split.
@@ -216,6 +217,23 @@ def _data_path(value, resolved):
   if isinstance(value, str) and value in resolved:
     return resolved[value]
   return str(known_files.resolve_path_or_name(value))
+
+
+def resolve_auto_precision(stream=None) -> Optional[str]:
+  """`mixed_precision='auto'`: bfloat16 where it is native, else float32.
+
+  Prints the choice and its reason on `stream`.
+  """
+  native = hardware.native_bfloat16()
+  where = (f'a GPU ({", ".join(str(g["name"]) for g in hardware.gpus())})'
+           if native == 'gpu' else f'this CPU ({hardware.cpu_model()})')
+  if native:
+    print(f'mixed precision: mixed_bfloat16 (bfloat16 is native on {where})',
+          file=stream)
+    return 'mixed_bfloat16'
+  print(f'mixed precision: float32 (bfloat16 is not native on {where})',
+        file=stream)
+  return None
 
 
 def make_strategy(name: str, timeout_seconds: Optional[float] = None,
@@ -580,7 +598,35 @@ class _Watchdog:
     return worse
 
 
-@gin.configurable(module='pixelrl_tf.jobs', denylist=['root_dir'])
+@dataclasses.dataclass(frozen=True)
+class EpisodeEnd:
+  """What an episode hook sees after every training episode.
+
+  Attributes:
+    episode: episodes done so far.
+    num_episodes: the budget.
+    seconds: wall-clock seconds since this `train` call began (set-up,
+      tracing, validations and checkpoints included).
+    network: the network being trained (its current weights).
+    inference_steps: the restoration step count the checkpoints would store
+      now.
+    scalars: the episode's scalars (`drivers.learner.SCALARS`, ...).
+  """
+  episode: int
+  num_episodes: int
+  seconds: float
+  network: tf.Module
+  inference_steps: int
+  scalars: Dict[str, float]
+
+
+# `(EpisodeEnd) -> bool`: a true result stops the run after that episode
+# (with a checkpoint), as a time limit does.
+EpisodeHook = Callable[[EpisodeEnd], bool]
+
+
+@gin.configurable(module='pixelrl_tf.jobs',
+                  denylist=['root_dir', 'episode_hooks'])
 def train(root_dir,
           # Task and data.
           task=None,
@@ -621,7 +667,8 @@ def train(root_dir,
           seed=0,
           allow_changes=(),
           stop_after_episodes=None,
-          progress_stream=None):
+          progress_stream=None,
+          episode_hooks: Sequence[EpisodeHook] = ()):
   """Trains (or resumes training) a PixelRL agent in `root_dir`.
 
   Agent hyper-parameters (discount, entropy and value weights, RMC policy
@@ -663,7 +710,10 @@ def train(root_dir,
     jit_compile: compile the training episode with XLA.
     mixed_precision: None (float32), `'mixed_bfloat16'` or
       `'mixed_float16'`: the network's arithmetic (filters, rewards, returns
-      and the loss stay float32).
+      and the loss stay float32); `'auto'`: `'mixed_bfloat16'` where
+      bfloat16 is native (a CPU with AMX or AVX512_BF16, or a GPU of compute
+      capability 8.0 or later; `hardware.native_bfloat16`), else float32.
+      The choice is printed and recorded in `run.json`.
     worker_timeout_seconds: a multi-worker run stops with an error when a
       peer has not answered for this long.
     virtual_cpu_devices: split the CPU into this many logical devices (for
@@ -690,6 +740,9 @@ def train(root_dir,
     stop_after_episodes: stop (with a checkpoint) after this many episodes
       of this invocation, for tests and time-boxed runs.
     progress_stream: where the progress bar goes (default stderr).
+    episode_hooks: Python callables given an `EpisodeEnd` after every
+      episode (e.g. a benchmark's snapshots); one that returns True stops
+      the run after that episode, with a checkpoint.
 
   Returns:
     Dict with `episode` (episodes done), `val_metric` (last validation
@@ -698,16 +751,20 @@ def train(root_dir,
     content or None), `final_report` (or None), `inference_steps` (the
     restoration step count the checkpoints store), `interrupted` (signal
     name or None), and what the run was built with: `task`,
-    `model_config`, `agent_hyperparameters` and `record_gradients`.
+    `model_config`, `mixed_precision` (the policy used, `'auto'` resolved),
+    `agent_hyperparameters` and `record_gradients`.
 
   Raises:
     TrainingError: a one-line reason the run cannot go on.
   """
+  train_started = time.monotonic()
   progress_stream = progress_stream or sys.stderr
   task = _resolve_task(task)
   if mixed_precision not in MIXED_PRECISION_POLICIES:
     raise ValueError(f'unknown mixed_precision {mixed_precision!r}; use one '
                      f'of {MIXED_PRECISION_POLICIES}')
+  if mixed_precision == 'auto':
+    mixed_precision = resolve_auto_precision(progress_stream)
   strategy = make_strategy(strategy, worker_timeout_seconds,
                            virtual_cpu_devices)
   replicas = strategy.num_replicas_in_sync
@@ -944,8 +1001,12 @@ def train(root_dir,
         if done % checkpoint_interval == 0 or done == num_episodes:
           _save_checkpoint(manager, done)
           last_saved = done
-        if stop or (stop_after_episodes is not None and
-                    episodes_this_run >= stop_after_episodes):
+        end = EpisodeEnd(done, num_episodes, time.monotonic() - train_started,
+                         network, int(inference_steps), scalars)
+        hooks_stop = [bool(hook(end)) for hook in episode_hooks]
+        if stop or any(hooks_stop) or (
+            stop_after_episodes is not None and
+            episodes_this_run >= stop_after_episodes):
           break
       if int(episode) != last_saved:
         _save_checkpoint(manager, int(episode))
@@ -974,6 +1035,7 @@ def train(root_dir,
           'inference_steps': int(inference_steps),
           'interrupted': stop.signal_name,
           'task': task, 'model_config': config,
+          'mixed_precision': mixed_precision,
           'agent_hyperparameters': agent.hyperparameters,
           'record_gradients': record_gradients}
 
