@@ -42,8 +42,8 @@ the same split, per seed: the peer's curve beside ours (Gaussian denoising
 only).
 
 Writes one JSON (everything, with the machine and its CPU flags) and a
-markdown table (printed); `--plot` draws the gain curves of one or more
-result files (median over seeds, the spread as a band) into a PNG.
+markdown table (printed); `--plot` draws the median gain curves of one or
+more result files into a PNG.
 """
 
 import argparse
@@ -80,6 +80,8 @@ from pixelrl_tf.jobs import model_io  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import train_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.serving import restoration_module  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.tasks import tasks as tasks_lib  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.visualization import action_maps  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.visualization import plots  # pylint: disable=g-import-not-at-top
 
 PEER_SCRIPT = ROOT / 'bench' / 'peer_time_to_quality.py'
 COLOR_PAIRS = 'fpop_train'
@@ -186,10 +188,6 @@ class Evaluator:
     return [step[key] for step in report['rows'][eval_lib.MODEL]['per_step']]
 
 
-def _gain(model: float, best_fixed: float, higher_is_better: bool) -> float:
-  return model - best_fixed if higher_is_better else best_fixed - model
-
-
 def _train_seed(args, seed, extra_bindings, work, evaluator_factory):
   """Trains one seed; returns its points (evaluated) and run facts."""
   root_dir = work / f'run_seed{seed}'
@@ -266,18 +264,19 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         evaluator = evaluator_factory(root_dir)
         baselines = _baselines(evaluator, triples, task, lab, args)
       for point in points:
-        point['gain'] = _gain(point['at_inference_steps'],
-                              baselines['best_fixed_schedule'], not lab)
+        point['gain'] = eval_lib.learned_gain(
+            point['at_inference_steps'], baselines['best_fixed_schedule'],
+            not lab)
       entry = {'seed': seed, 'points': points, **facts}
       if args.peer_python:
         peer = _run_peer(args, seed, work, triples)
         for point in peer['points']:
+          # The port restores for all of its t_max steps.
           curve = point['psnr_per_step']
-          point['gain'] = _gain(max(curve), baselines['best_fixed_schedule'],
-                                True)
-          point['gain_at_t_max'] = _gain(curve[-1],
-                                         baselines['best_fixed_schedule'],
-                                         True)
+          point['gain'] = eval_lib.learned_gain(
+              curve[-1], baselines['best_fixed_schedule'], True)
+          point['gain_best_count'] = eval_lib.learned_gain(
+              max(curve), baselines['best_fixed_schedule'], True)
         entry['peer'] = peer
       runs.append(entry)
       shutil.rmtree(root_dir, ignore_errors=True)
@@ -376,30 +375,29 @@ def markdown(result: Dict[str, Any]) -> str:
 
 
 def plot(paths: Sequence[str], output_png: str) -> None:
-  """The gain curves of result files (median line, min..max band)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
-  figure, axes = pyplot.subplots(figsize=(7, 4.2), dpi=120)
-  for path in paths:
-    result = json.loads(pathlib.Path(path).read_text())
-    rows = result['summary']
-    minutes = [r['minutes'] for r in rows]
-    line, = axes.plot(minutes, [r['gain_median'] for r in rows], marker='o',
-                      label=result['label'])
-    axes.fill_between(minutes, [r['gain_min'] for r in rows],
-                      [r['gain_max'] for r in rows], alpha=0.2,
-                      color=line.get_color())
-    if rows and 'peer_gain_median' in rows[0]:
-      axes.plot(minutes, [r['peer_gain_median'] for r in rows], marker='s',
-                linestyle='--', label=f'PyTorch port ({result["label"]} data)')
-  axes.axhline(0.0, color='black', linewidth=0.8)
-  axes.set_xlabel('training minutes (set-up and validation included)')
-  axes.set_ylabel('learned gain over the best fixed schedule')
-  axes.grid(alpha=0.3)
-  axes.legend(fontsize=8)
-  figure.tight_layout()
-  figure.savefig(output_png)
+  """The median gain curves of result files against training minutes.
+
+  Points are matched by their index; the x axis is the first file's median
+  training minutes at each point (every file evaluates at the same
+  minutes).
+  """
+  results = [json.loads(pathlib.Path(p).read_text()) for p in paths]
+  count = min(len(r['summary']) for r in results)
+  series = {}
+  for result in results:
+    rows = result['summary'][:count]
+    series[result['label']] = [r['gain_median'] for r in rows]
+    if 'peer_gain_median' in rows[0]:
+      series[f'{result["label"]}: PyTorch port'] = [
+          r['peer_gain_median'] for r in rows]
+  minutes = [r['minutes'] for r in results[0]['summary'][:count]]
+  unit = 'dB' if results[0]['higher_is_better'] else 'Lab'
+  image = plots.line_chart(
+      series, x_values=minutes, x_label='training minutes',
+      y_label=f'learned gain ({unit})',
+      title='median over seeds: gain over the best fixed schedule',
+      width=720, height=440)
+  action_maps.save_png(image, output_png)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -105,7 +105,8 @@ def test_evaluate_rows_and_protocol(tiny_run, image_folder):
                              noise='gaussian:25', seed=3, augment_x8=True)
   assert report['num_images'] == 2
   rows = report['rows']
-  assert set(rows) == {'original', 'random_agents', 'model', 'model_x8'}
+  assert list(rows) == ['original', 'random_agents', 'best_fixed_schedule',
+                        'model', 'model_x8']
   assert len(rows['model']['per_step']) == 3
   assert rows['model']['psnr'] == rows['model']['per_step'][-1]['psnr']
   # Each image keeps its per-step curve; the rows average them.
@@ -137,12 +138,34 @@ def test_evaluate_rows_and_protocol(tiny_run, image_folder):
   np.testing.assert_allclose(
       [step['psnr'] for step in rows['model']['per_step']],
       np.mean(curves, axis=0), atol=0.01)
+  # The best fixed schedule by brute force with OpenCV's filters: every
+  # action repeated 1..3 times over the whole image; and the learned gain.
+  scores = np.zeros((9, 3))
+  for _, noisy, clean in eval_lib.noise_lib.noisy_pairs(images, noise, 3):
+    for action in range(9):
+      image = noisy[..., 0]
+      for count in range(3):
+        image = reference_numpy.apply_actions(
+            image, np.full(image.shape, action))
+        scores[action, count] += reference_numpy.psnr(clean[..., 0],
+                                                      image) / 2
+  action, count = np.unravel_index(np.argmax(scores), scores.shape)
+  names = model_io.read_model_config(str(tiny_run)).get_action_set().names
+  assert report['best_fixed_schedule'] == f'{names[action]} x{count + 1}'
+  assert rows['best_fixed_schedule']['psnr'] == pytest.approx(
+      scores.max(), abs=0.01)
+  assert report['learned_gain'] == pytest.approx(
+      rows['model']['psnr'] - scores.max(), abs=0.02)
   again = eval_lib.evaluate(str(tiny_run), data_dir=str(image_folder),
                             noise='gaussian:25', seed=3)
   assert again['rows']['model'] == rows['model']
   assert again['rows']['random_agents'] == rows['random_agents']
   markdown = eval_lib.report_markdown(report)
   assert '| Random agents |' in markdown and 't=3' in markdown
+  assert (f'| Best fixed schedule ({report["best_fixed_schedule"]}) |'
+          in markdown)
+  assert ('Learned gain of the model over the best fixed schedule: '
+          f'{report["learned_gain"]:+.2f} dB.') in markdown
 
 
 def test_paired_folders(tiny_run, image_folder, tmp_path):

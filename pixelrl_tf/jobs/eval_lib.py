@@ -239,9 +239,15 @@ def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
   if fixed_schedules is not None:
     action, count, label = best_fixed_schedule(
         schedule_scores, fixed_schedules.action_set.names, not lab_metric)
-    for rows, (clean, outputs) in zip(per_image, schedule_outputs):
-      rows[BEST_FIXED] = _measure(clean, outputs[action, count - 1],
-                                  lab_metric)
+    for index, (clean, outputs) in enumerate(schedule_outputs):
+      rows = per_image[index]
+      best = _measure(clean, outputs[action, count - 1], lab_metric)
+      # The rows in reading order: the baselines, then the model.
+      per_image[index] = dict(
+          [(k, v) for k, v in rows.items() if k in (ORIGINAL, RANDOM_AGENTS)]
+          + [(BEST_FIXED, best)] +
+          [(k, v) for k, v in rows.items()
+           if k not in (ORIGINAL, RANDOM_AGENTS)])
   report = {
       'num_images': len(per_image),
       'rows': _mean_rows(per_image),
@@ -326,10 +332,23 @@ def load_restorer(checkpoint, t_max=None):
   return restore_lib.restorer_from_run(checkpoint, t_max=t_max)
 
 
+LEARNED_GAIN = 'learned_gain'
+
+
+def learned_gain(model: float, best_fixed: float,
+                 higher_is_better: bool) -> float:
+  """What the agents add over the best fixed schedule (positive: better).
+
+  The model's metric minus the best fixed schedule's (PSNR), or the other
+  way round when lower is better (the mean Lab distance).
+  """
+  return model - best_fixed if higher_is_better else best_fixed - model
+
+
 def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
              input_dir=None, target_dir=None, t_max=None, augment_x8=False,
              max_images=None, include_random=True, progress_fn=None,
-             note_fn=None):
+             note_fn=None, include_best_fixed=True):
   """Evaluates a model on a folder (noise added) or on paired folders.
 
   Args:
@@ -349,11 +368,16 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     progress_fn: optional per-image callback `(index, name)`.
     note_fn: optional callable given one line per conversion of the image
       files read (see the module docstring).
+    include_best_fixed: add the best fixed schedule row (every action
+      repeated 1..t_max times over the whole image; the best by the mean
+      PSNR, or Lab distance for colour) and the model's `learned_gain` over
+      it.
 
   Returns:
     The `evaluate_images` report plus `checkpoint`, `noise`, `seed`,
-    `t_max`, `variant` and `data`. Colour models (BGR images) also get the
-    `lab` metric.
+    `t_max`, `variant`, `data` and, with `include_best_fixed`,
+    `best_fixed_schedule` (its label) and `learned_gain` (dB, or Lab units
+    for colour models, which also get the `lab` metric).
 
   Raises:
     FileNotFoundError: a folder, file or checkpoint is missing.
@@ -384,17 +408,33 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     data, noise_text = data_dir, str(noise_model)
   if max_images is not None:
     pairs = (p for i, p in enumerate(pairs) if i < max_images)
+  schedules = (FixedSchedules(config.get_action_set(), restorer.t_max)
+               if include_best_fixed else None)
   report = evaluate_images(restorer, pairs, random_seed=seed,
                            augment_x8=augment_x8,
                            include_random=include_random,
-                           progress_fn=progress_fn, lab_metric=color)
+                           progress_fn=progress_fn, lab_metric=color,
+                           fixed_schedules=schedules)
   report.update(checkpoint=checkpoint, noise=noise_text, seed=seed,
                 t_max=restorer.t_max, variant=config.variant, data=data)
+  if include_best_fixed:
+    key = LAB if color else 'psnr'
+    rows = report['rows']
+    report[LEARNED_GAIN] = learned_gain(rows[MODEL][key],
+                                        rows[BEST_FIXED][key], not color)
   return report
 
 
 _ROW_TITLES = {ORIGINAL: 'Original', RANDOM_AGENTS: 'Random agents',
+               BEST_FIXED: 'Best fixed schedule',
                MODEL: 'Model (greedy)', MODEL_X8: 'Model + x8 aug'}
+
+
+def _row_title(report, row):
+  title = _ROW_TITLES.get(row, row)
+  if row == BEST_FIXED and report.get(BEST_FIXED):
+    title += f' ({report[BEST_FIXED]})'
+  return title
 
 
 def _cell(value, digits):
@@ -414,9 +454,13 @@ def report_markdown(report):
     lines[-2:] = ['| | PSNR (dB) | SSIM | mean Lab L2 |',
                   '|---|---:|---:|---:|']
   for row, values in report['rows'].items():
-    lines.append(f'| {_ROW_TITLES.get(row, row)} | {_cell(values["psnr"], 2)}'
+    lines.append(f'| {_row_title(report, row)} | {_cell(values["psnr"], 2)}'
                  f' | {_cell(values["ssim"], 4)} |'
                  + (f' {_cell(values[LAB], 2)} |' if with_lab else ''))
+  if report.get(LEARNED_GAIN) is not None:
+    unit = ' (mean Lab distance)' if with_lab else ' dB'
+    lines += ['', f'Learned gain of the model over the best fixed schedule: '
+              f'{report[LEARNED_GAIN]:+.2f}{unit}.']
   stepped = [r for r, v in report['rows'].items() if 'per_step' in v]
   if stepped:
     steps = len(report['rows'][stepped[0]]['per_step'])

@@ -538,14 +538,17 @@ class Validator:
 
 def final_report_line(report):
   """One line comparing the model with the input and the best schedule."""
+  better = eval_lib.learned_gain(report['model'],
+                                 report['best_fixed_schedule'],
+                                 report['metric'] == 'psnr')
   if report['metric'] == 'psnr':
-    unit, better = ' dB', report['model'] - report['best_fixed_schedule']
+    unit = ' dB'
     text = (f'final validation PSNR {report["model"]:.2f} dB (input '
             f'{report["input"]:.2f} dB, best fixed schedule '
             f'{report["best_fixed_schedule_label"]} '
             f'{report["best_fixed_schedule"]:.2f} dB): ')
   else:
-    unit, better = '', report['best_fixed_schedule'] - report['model']
+    unit = ''
     text = (f'final validation mean Lab distance {report["model"]:.2f} '
             f'(input {report["input"]:.2f}, best fixed schedule '
             f'{report["best_fixed_schedule_label"]} '
