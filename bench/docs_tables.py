@@ -786,6 +786,18 @@ def _render_addons(results: Results) -> str:
       align='lllrrrl')
 
 
+def _render_addons_imports(results: Results) -> str:
+  data = results['addons.json']
+  rows = [[f'`{row["module"]}`', fmt(row['seconds'], 2),
+           str(row['modules_added']), str(len(row['packages_added'])),
+           '; '.join(row['warnings'] + row['printed']) or '-']
+          for row in data['imports']]
+  return markdown_table(
+      ['import (after `import tensorflow`)', 'seconds', 'modules added',
+       'packages added', 'warnings and printed lines'], rows,
+      align='lrrrl')
+
+
 # The colour metric (`bench/color_metric_variants.py`).
 
 
@@ -816,7 +828,63 @@ def _render_color_metric_variants(results: Results) -> str:
        f'× quoted {quoted:g}'], rows)
 
 
+# Time to quality (`bench/bench_time_to_quality.py`).
+
+
+def _ttq_unit(data: Dict[str, Any]) -> str:
+  return ' dB' if data['higher_is_better'] else ' Lab'
+
+
+def _render_time_to_quality(name: str) -> RenderFn:
+  """One configuration's gain curve: median (min..max) over the seeds."""
+
+  def render(results: Results) -> str:
+    data = results[name]
+    base = data['baselines']
+    unit = _ttq_unit(data)
+    seeds = data['settings']['seeds']
+    peer = any('peer_gain_median' in row for row in data['summary'])
+    header = ['minutes', 'episodes', 'learned gain', 'metric']
+    if peer:
+      header += ['PyTorch port: gain', 'port episodes']
+    rows = []
+    for row in data['summary']:
+      cells = [fmt(row['minutes'], 1), fmt(row['episodes'], 0),
+               f'{row["gain_median"]:+.2f} ({row["gain_min"]:+.2f}..'
+               f'{row["gain_max"]:+.2f})', fmt(row['metric_median'])]
+      if peer:
+        cells += ([f'{row["peer_gain_median"]:+.2f} '
+                   f'({row["peer_gain_min"]:+.2f}..'
+                   f'{row["peer_gain_max"]:+.2f})',
+                   fmt(row['peer_episodes'], 0)]
+                  if 'peer_gain_median' in row else [_MISSING, _MISSING])
+      rows.append(cells)
+    bindings = ', '.join(f'`{b}`' for b in data['gin_bindings']) or 'none'
+    test = data['test_set']
+    intro = (
+        f'`{data["label"]}`: {", ".join(data["gin_files"])} with {bindings}; '
+        f'{data["settings"]["minutes"]:g} minutes per seed, seeds '
+        f'{", ".join(str(s) for s in seeds)}; test split: '
+        f'{test["num_images"]} held-out {test["source"]} images '
+        f'(split seed {test["split_seed"]}), centre {test["crop"]}-pixel '
+        f'crops. Baselines on it: input {base["input"]:.2f}{unit}, random '
+        f'agents {base["random_agents"]:.2f}{unit}, best fixed schedule '
+        f'{base["best_fixed_schedule_label"]} '
+        f'{base["best_fixed_schedule"]:.2f}{unit}. Learned gain: median '
+        f'(min..max) over the seeds.')
+    return intro + '\n\n' + markdown_table(header, rows)
+
+  return render
+
+
+def _register_time_to_quality() -> None:
+  for path in sorted(RESULTS_DIR.glob('time_to_quality_*.json')):
+    register_table(path.stem, _render_time_to_quality(path.name),
+                   [path.name])
+
+
 def _register_all() -> None:
+  _register_time_to_quality()
   register_table('core_episodes', _render_core, _CORE_FILES)
   register_table('core_one_rollout', _render_one_rollout,
                  ['core_before_one_rollout.json',
@@ -837,6 +905,7 @@ def _register_all() -> None:
   register_table('kill_campaign', _render_kill_campaign,
                  ['kill_campaign.json'])
   register_table('addons_filters', _render_addons, ['addons.json'])
+  register_table('addons_imports', _render_addons_imports, ['addons.json'])
   register_table('color_metric_variants', _render_color_metric_variants,
                  ['color_metric_variants.json'])
 

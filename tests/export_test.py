@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
+import seeded_models
 from conftest import HANG_TIMEOUT_SECONDS, shared_data_path
 
 from pixelrl_tf.serving import restoration_module
@@ -38,31 +39,6 @@ VARIANTS = {
 }
 
 
-def make_run(run_dir, config, seed=0, head_scale=20.0):
-  """Saves a model with seeded weights whose greedy actions are varied.
-
-  He-normal kernels and small biases from a numpy generator make the model
-  reproducible; a scaled policy head spreads the argmax over many actions,
-  so that comparisons of action maps mean something.
-  """
-  network = model_io.build_network(config)
-  rng = np.random.default_rng(seed)
-  for variable in network.variables:
-    shape = variable.shape
-    if len(shape) == 4:
-      std = np.sqrt(2.0 / (shape[0] * shape[1] * shape[2]))
-      value = rng.normal(0.0, std, shape)
-    else:
-      value = rng.normal(0.0, 0.05, shape)
-    variable.assign(value.astype(np.float32))
-  head = network.layer_by_name('conv8_pi' if config.use_conv_gru
-                               else 'conv7_pi')
-  head.kernel.assign(head.kernel * head_scale)
-  model_io.save_model(run_dir, config, network,
-                      reward_map=model_io.build_reward_map(config))
-  return network
-
-
 @pytest.fixture(scope='module')
 def exports(tmp_path_factory):
   """Exports every variant once: {variant: (config, network, ExportResult)}."""
@@ -70,7 +46,7 @@ def exports(tmp_path_factory):
   results = {}
   for variant, config in VARIANTS.items():
     run_dir = str(base / 'runs' / variant)
-    network = make_run(run_dir, config)
+    network = seeded_models.make_run(run_dir, config)
     results[variant] = (config, network, export_lib.export_model(
         run_dir, str(base / 'models'), variant))
   return results

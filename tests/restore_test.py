@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import seeded_models
 from conftest import HANG_TIMEOUT_SECONDS
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
@@ -31,17 +32,7 @@ def seeded_network(use_conv_gru=True, channels=1, filters=8, seed=0,
       tf.TensorSpec([None, None, channels], tf.float32), 9, filters=filters,
       use_conv_gru=use_conv_gru)
   network.create_variables()
-  rng = np.random.default_rng(seed)
-  for variable in network.variables:
-    shape = variable.shape
-    if len(shape) == 4:
-      value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[:3])), shape)
-    else:
-      value = rng.normal(0.0, 0.05, shape)
-    variable.assign(value.astype(np.float32))
-  head = network.layer_by_name('conv8_pi' if use_conv_gru else 'conv7_pi')
-  head.kernel.assign(head.kernel * head_scale)
-  return network
+  return seeded_models.seed_weights(network, seed, head_scale)
 
 
 def _radius_of_gradient(gradient, centre):

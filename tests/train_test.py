@@ -95,24 +95,6 @@ def test_cli_smoke_run_writes_a_loadable_run(tmp_path):
     assert tag in tags, tag
 
 
-def test_resume_continues_exactly(tmp_path, capsys):
-  del capsys
-  straight = tmp_path / 'straight'
-  resumed = tmp_path / 'resumed'
-  stream = open(os.devnull, 'w')
-  _train_tiny(straight, stream, num_episodes=4, eval_interval=100)
-  first = _train_tiny(resumed, stream, num_episodes=4, eval_interval=100,
-                      stop_after_episodes=2)
-  assert first['episode'] == 2
-  second = _train_tiny(resumed, stream, num_episodes=4, eval_interval=100)
-  assert second['episode'] == 4
-  want = _checkpoint_values(straight)
-  got = _checkpoint_values(resumed)
-  assert want.keys() == got.keys()
-  for name, value in want.items():
-    np.testing.assert_allclose(got[name], value, atol=1e-6, err_msg=name)
-
-
 def _scalars(directory, tag):
   values = {}
   for name in os.listdir(directory):
@@ -129,21 +111,33 @@ def _expected_rate(episode, budget, rate=1e-3):
   return rate * (1.0 - episode / budget) ** 0.9
 
 
-def test_learning_rate_decays_per_episode_and_survives_resume(tmp_path):
+def test_resume_continues_exactly_with_the_schedule(tmp_path, capsys):
+  del capsys
+  straight = tmp_path / 'straight'
+  resumed = tmp_path / 'resumed'
   stream = open(os.devnull, 'w')
-  _train_tiny(tmp_path, stream, num_episodes=4, stop_after_episodes=3,
-              eval_interval=100, learning_rate=1e-3)
-  _train_tiny(tmp_path, stream, num_episodes=4, eval_interval=100,
+  _train_tiny(straight, stream, num_episodes=4, eval_interval=100,
               learning_rate=1e-3)
-  # The rate the optimizer really used in each episode, as logged after it
-  # (episode index = step - 1).
-  logged = _scalars(tmp_path / 'train', 'Metrics/learning_rate')
+  first = _train_tiny(resumed, stream, num_episodes=4, eval_interval=100,
+                      stop_after_episodes=3, learning_rate=1e-3)
+  assert first['episode'] == 3
+  second = _train_tiny(resumed, stream, num_episodes=4, eval_interval=100,
+                       learning_rate=1e-3)
+  assert second['episode'] == 4
+  want = _checkpoint_values(straight)
+  got = _checkpoint_values(resumed)
+  assert want.keys() == got.keys()
+  for name, value in want.items():
+    np.testing.assert_allclose(got[name], value, atol=1e-6, err_msg=name)
+  # The learning rate decays per episode across the resume: the rate the
+  # optimizer really used in each episode, as logged after it (episode
+  # index = step - 1), and the optimizer's own restored variable.
+  logged = _scalars(resumed / 'train', 'Metrics/learning_rate')
   assert sorted(logged) == [1, 2, 3, 4]
   for step, value in logged.items():
     np.testing.assert_allclose(value, _expected_rate(step - 1, 4), rtol=1e-5)
-  # The optimizer's own variable, restored with the checkpoint.
   reader = tf.train.load_checkpoint(
-      tf.train.latest_checkpoint(os.path.join(tmp_path, 'train')))
+      tf.train.latest_checkpoint(os.path.join(resumed, 'train')))
   np.testing.assert_allclose(
       reader.get_tensor('optimizer/_learning_rate/.ATTRIBUTES/'
                         'VARIABLE_VALUE'), _expected_rate(3, 4), rtol=1e-5)
@@ -157,6 +151,10 @@ def test_every_training_binding_reaches_its_object(tmp_path):
       'PixelA2CAgent.max_update_batch = 1',
       'PixelA2CAgent.reward_scale = 2.0',
       'PixelA2CAgent.gradient_clip_norm = 10.0',
+      'PixelA2CAgent.all_actions_policy_gradient = True',
+      'PixelA2CAgent.imitation_coef = 0.5',
+      'PixelA2CAgent.imitation_temperature = 0.1',
+      'PixelA2CAgent.imitation_updates = 7',
       'make_task.name = "poisson"', 'make_task.noise = "poisson:10"',
       'make_task.t_max = 4', 'make_task.update_interval = 2',
       'make_task.action_set = "denoise_basic"',
@@ -173,7 +171,11 @@ def test_every_training_binding_reaches_its_object(tmp_path):
   assert result['agent_hyperparameters'] == dict(
       gamma=0.5, entropy_coef=0.02, value_loss_coef=0.25,
       reward_map_policy_gradient=True, max_update_batch=1, reward_scale=2.0,
-      gradient_clip_norm=10.0)
+      gradient_clip_norm=10.0, all_actions_policy_gradient=True,
+      imitation_coef=0.5, imitation_temperature=0.1, imitation_updates=7)
+  # The imitation term was in the loss (its summary is written only when
+  # there is one).
+  assert _scalars(os.path.join(tmp_path, 'train'), 'Losses/imitation')
   task = result['task']
   assert (task.name, task.noise, task.t_max, task.window, task.action_set,
           task.max_rotation_degrees) == ('poisson', 'poisson:10', 4, 2,

@@ -35,6 +35,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.selenium_manager import SeleniumManager
 from selenium.webdriver.support.ui import WebDriverWait
 
+import seeded_models
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
@@ -65,19 +66,8 @@ pytestmark = pytest.mark.skipif(
 
 def make_run(run_dir, seed):
   """A gray model with seeded weights whose greedy actions vary by pixel."""
-  config = model_io.ModelConfig(filters=8, t_max=T_MAX)
-  network = model_io.build_network(config)
-  rng = np.random.default_rng(seed)
-  for variable in network.variables:
-    shape = variable.shape
-    if len(shape) == 4:
-      value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[:3])), shape)
-    else:
-      value = rng.normal(0.0, 0.05, shape)
-    variable.assign(value.astype(np.float32))
-  head = network.layer_by_name('conv8_pi')
-  head.kernel.assign(head.kernel * 20.0)
-  model_io.save_model(run_dir, config, network)
+  seeded_models.make_run(run_dir, model_io.ModelConfig(filters=8,
+                                                       t_max=T_MAX), seed)
   return run_dir
 
 
