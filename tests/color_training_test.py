@@ -158,7 +158,13 @@ def test_colour_training_then_eval(tmp_path):
       data, 'target')
   report = eval_lib.evaluate(run, input_dir=input_dir, target_dir=target_dir)
   rows = report['rows']
-  assert set(rows) == {'original', 'random_agents', 'model'}
+  assert list(rows) == ['original', 'random_agents', 'best_fixed_schedule',
+                        'model']
+  # The colour model's gain over the best fixed schedule is in Lab units,
+  # lower distance being better.
+  assert report['learned_gain'] == pytest.approx(
+      rows['best_fixed_schedule']['lab'] - rows['model']['lab'])
+  assert rows['best_fixed_schedule']['lab'] <= rows['original']['lab']
   for row in ('random_agents', 'model'):
     assert len(rows[row]['per_step']) == 4
     assert all('lab' in step for step in rows[row]['per_step'])

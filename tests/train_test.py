@@ -530,7 +530,7 @@ def test_a_non_finite_update_is_not_applied_and_nothing_is_saved(tmp_path):
   gin.clear_config()
   cli.parse_gin([TINY], ['train.num_episodes = 4', 'train.eval_interval = 100',
                          'train.final_report = False',
-                         "train.allow_changes = ['num_episodes']",
+                         "train.allow_changes = ['num_episodes', 'agent']",
                          # Infinite rewards: non-finite returns and gradients.
                          'PixelA2CAgent.reward_scale = 1e400'])
   with pytest.raises(train_lib.TrainingError,
