@@ -43,16 +43,63 @@ _INTERRUPTED_STATUS = 130
 Main = Callable[[List[str]], Any]
 
 
+def config_folder() -> Optional[str]:
+  """The folder of the package's gin configs, or None.
+
+  Installed, the configs are package data (`pixelrl_tf/configs`); in a
+  checkout they are the top-level `configs/` beside the package.
+  """
+  package = os.path.dirname(os.path.abspath(__file__))
+  for folder in (os.path.join(package, 'configs'),
+                 os.path.join(os.path.dirname(package), 'configs')):
+    if os.path.isdir(folder):
+      return folder
+  return None
+
+
+def resolve_gin_file(path: str) -> str:
+  """A gin file's path: `path` itself, or a bare name among the package's configs.
+
+  Args:
+    path: a path to a gin file, or the bare name of one of the package's
+      configs (`denoise_quick.gin`, or `denoise_quick`).
+
+  Returns:
+    The path to parse.
+
+  Raises:
+    FileNotFoundError: neither exists; names the configs that do.
+  """
+  if os.path.exists(path):
+    return path
+  folder = config_folder()
+  bare = os.path.basename(path) == path
+  if folder is not None and bare:
+    for name in (path, path + '.gin'):
+      candidate = os.path.join(folder, name)
+      if os.path.isfile(candidate):
+        return candidate
+  message = f'gin file {path} does not exist'
+  if folder is not None and bare:
+    names = sorted(n for n in os.listdir(folder) if n.endswith('.gin'))
+    message += f' (the package configs are {", ".join(names)})'
+  raise FileNotFoundError(message)
+
+
 def parse_gin(gin_files, gin_bindings):
   """Parses gin files and bindings; unknown names are errors.
 
-  `include` statements are resolved relative to the current directory and to
-  the folders of the given files, so configs can include their siblings.
+  A gin file is a path or the bare name of one of the package's configs
+  (`resolve_gin_file`). `include` statements are resolved relative to the
+  current directory, to the folders of the given files and to the package's
+  configs, so configs can include their siblings and a user's config can
+  include a package config by name.
   """
-  for path in gin_files or []:
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'gin file {path} does not exist')
+  gin_files = [resolve_gin_file(path) for path in gin_files or []]
+  for path in gin_files:
     gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+  if config_folder() is not None:
+    gin.add_config_file_search_path(config_folder())
   verbosity = logging.get_verbosity()
   root_level = std_logging.getLogger().level
   # gin logs every place it looks for an included file; keep only the
@@ -61,7 +108,7 @@ def parse_gin(gin_files, gin_bindings):
   std_logging.getLogger().setLevel(std_logging.CRITICAL)
   try:
     gin.parse_config_files_and_bindings(
-        gin_files or [], gin_bindings or [], skip_unknown=False)
+        gin_files, gin_bindings or [], skip_unknown=False)
   finally:
     logging.set_verbosity(verbosity)
     std_logging.getLogger().setLevel(root_level)
