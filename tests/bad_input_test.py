@@ -22,7 +22,6 @@ of each case captured on their own. The processes run two at a time.
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import pathlib
 import re
@@ -38,6 +37,7 @@ from PIL import Image
 import pytest
 
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
+import cli_driver
 import disks
 from pixelrl_tf import cli
 from pixelrl_tf.data import known_files
@@ -51,40 +51,7 @@ _TRACEBACK = 'Traceback (most recent call last)'
 _PROGRESS = re.compile(r'^(\[\d+\] |episode \d+/\d+ )')
 _SENTINEL = b'sentinel: must not be modified\n'
 _DEBUG_ENV = {cli.DEBUG_ENV: '1'}
-
-# Runs `cases` (JSON) of one command in this process and writes the results.
-_DRIVER = r'''
-import contextlib, importlib, io, json, os, sys
-import pixelrl_tf
-from absl import flags
-import gin
-from pixelrl_tf import cli
-command, cases_path, results_path = sys.argv[1:]
-module = importlib.import_module('pixelrl_tf.' + command)
-with open(cases_path) as f:
-  cases = json.load(f)
-results = []
-for case in cases:
-  flags.FLAGS.unparse_flags()
-  gin.clear_config()
-  environment = dict(os.environ)
-  os.environ.update(case['env'])
-  stdout, stderr = io.StringIO(), io.StringIO()
-  status = 0
-  with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-    try:
-      cli.guard(module.main)(
-          cli.parse_flags(['pixelrl_tf.' + command] + case['args']))
-    except SystemExit as exit:
-      status = exit.code if isinstance(exit.code, int) else int(
-          exit.code is not None)
-  os.environ.clear()
-  os.environ.update(environment)
-  results.append({'status': status, 'stdout': stdout.getvalue(),
-                  'stderr': stderr.getvalue()})
-with open(results_path, 'w') as f:
-  json.dump(results, f)
-'''
+Outcome = cli_driver.Outcome
 
 
 @dataclasses.dataclass
@@ -117,12 +84,6 @@ class Case:
   progress_first: bool = False
 
 
-@dataclasses.dataclass
-class Outcome:
-  """Exit status and output of one case."""
-  status: int
-  stdout: str
-  stderr: str
 
 
 # ---------------------------------------------------------------------------
@@ -712,18 +673,9 @@ def _run_real(command, case) -> Outcome:
 
 
 def _run_driver(command, cases, folder) -> Tuple[List[Outcome], str]:
-  cases_path = folder / f'{command}_cases.json'
-  results_path = folder / f'{command}_results.json'
-  cases_path.write_text(json.dumps(
-      [{'args': case.args, 'env': case.env} for case in cases]))
-  completed = subprocess.run(
-      [sys.executable, '-c', _DRIVER, command, str(cases_path),
-       str(results_path)],
-      cwd=PROJECT_ROOT, env=_environment({}), capture_output=True, text=True,
-      timeout=_TIMEOUT_SECONDS, check=False)
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  results = json.loads(results_path.read_text())
-  return [Outcome(**result) for result in results], completed.stderr
+  return cli_driver.run_cases(
+      command, [cli_driver.Case(case.args, _environment(case.env))
+                for case in cases], folder, env=_environment({}))
 
 
 @pytest.fixture(scope='module')

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import reference_numpy
+import cli_driver
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.data import known_files
@@ -231,13 +232,14 @@ def _bsd68_data_root(root, image_folder):
 def test_cli_data_dir_takes_a_known_name(tiny_run, image_folder, tmp_path):
   root = _bsd68_data_root(tmp_path / 'data', image_folder)
   output = tmp_path / 'report.json'
-  command = [sys.executable, '-m', 'pixelrl_tf.eval',
-             f'--checkpoint={tiny_run}', '--data_dir=bsd68', '--seed=3',
-             f'--output_json={output}']
-  result = subprocess.run(command, cwd=PROJECT_ROOT,
-                          env=_known_files_env(tmp_path, root),
-                          capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
-  assert result.returncode == 0, result.stderr
+  args = [f'--checkpoint={tiny_run}', '--data_dir=bsd68', '--seed=3',
+          f'--output_json={output}']
+  # With the data root, then offline without it: one process for both.
+  (result, offline), _ = cli_driver.run_cases('eval', [
+      cli_driver.Case(args, _known_files_env(tmp_path, root)),
+      cli_driver.Case(args[:-1], _known_files_env(tmp_path))],
+                                            tmp_path / 'driver')
+  assert result.status == 0, result.stderr
   report = json.loads(output.read_text())
   assert report['data'] == 'bsd68' and report['num_images'] == 2
   want = eval_lib.evaluate(str(tiny_run), data_dir=str(image_folder), seed=3)
@@ -245,10 +247,7 @@ def test_cli_data_dir_takes_a_known_name(tiny_run, image_folder, tmp_path):
     assert report['rows'][row]['psnr'] == pytest.approx(
         want['rows'][row]['psnr'], abs=1e-9)
 
-  offline = subprocess.run(command[:-1], cwd=PROJECT_ROOT,
-                           env=_known_files_env(tmp_path),
-                           capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
-  assert offline.returncode == 1
+  assert offline.status == 1
   lines = offline.stderr.strip().splitlines()
   assert len(lines) == 1, offline.stderr
   assert lines[0].startswith('error: bsd68 (BSD68_gray_test) is not '

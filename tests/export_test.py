@@ -247,14 +247,10 @@ def test_versions_count_up_and_are_never_overwritten(exports, tmp_path):
   assert 'exported version 2' in exported.stdout
   for name in ('gru', 'gru' + export_lib.POLICY_SUFFIX):
     assert sorted(os.listdir(os.path.join(export_base, name))) == ['1', '2']
-  refused = _run([sys.executable, '-m', 'pixelrl_tf.export',
-                  f'--root_dir={run_dir}', f'--export_base={export_base}',
-                  '--model_name=gru', '--version=1'], cwd=PROJECT_ROOT)
-  assert refused.returncode != 0
-  assert refused.stderr.strip().count('\n') == 0
-  assert 'already exists' in refused.stderr
-  with pytest.raises(FileExistsError):
-    export_lib.export_model(run_dir, export_base, 'gru', version=2)
+  # The command's one-line error for this is checked in bad_input_test.
+  for version in (1, 2):
+    with pytest.raises(FileExistsError, match='already exists'):
+      export_lib.export_model(run_dir, export_base, 'gru', version=version)
   with pytest.raises(ValueError):
     export_lib.export_model(run_dir, export_base, '../escape')
   os.makedirs(os.path.join(export_base, 'gru' + export_lib.POLICY_SUFFIX, '7'))

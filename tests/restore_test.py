@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import seeded_models
+import cli_driver
 from conftest import HANG_TIMEOUT_SECONDS
+import seeded_models
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
 from pixelrl_tf.filters import action_set as action_set_lib
@@ -269,10 +270,12 @@ def test_cli_bad_inputs_fail_with_one_line(models, tmp_path):
       'no image files': [f'--input={tmp_path / "empty"}'],
       'cannot decode': [f'--input={tmp_path / "corrupt"}'],
   }
-  for message, args in cases.items():
-    ran = _restore_cli(f'--model={models["gray_run"]}', *args,
-                       f'--output={tmp_path / "out"}')
-    assert ran.returncode != 0, message
+  outcomes, _ = cli_driver.run_cases(
+      'restore', [cli_driver.Case([f'--model={models["gray_run"]}', *args,
+                                   f'--output={tmp_path / "out"}'])
+                  for args in cases.values()], tmp_path / 'driver')
+  for message, ran in zip(cases, outcomes):
+    assert ran.status != 0, message
     assert ran.stderr.strip().count('\n') == 0, ran.stderr
     assert ran.stderr.startswith('error: ') and message in ran.stderr
   # Nothing is written when any input is bad.

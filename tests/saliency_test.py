@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from skimage import data as skimage_data
 
+import cli_driver
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from conftest import shared_data_path
 from pixelrl_tf import metrics
@@ -207,14 +208,15 @@ def test_command_line_edit_writes_outputs(tmp_path):
 
 def test_command_line_errors_are_one_line(tmp_path):
   paths = _write_inputs(str(tmp_path))
-  missing = _run_cli(f'--image={tmp_path}/nope.png',
-                     f'--mask={paths["mask"]}', f'--output={tmp_path}/o')
-  wrong_size = _run_cli(f'--image={paths["image"]}',
-                        f'--mask={paths["small_mask"]}',
-                        f'--output={tmp_path}/o')
+  (missing, wrong_size), _ = cli_driver.run_cases('saliency_edit', [
+      cli_driver.Case([f'--image={tmp_path}/nope.png',
+                       f'--mask={paths["mask"]}', f'--output={tmp_path}/o']),
+      cli_driver.Case([f'--image={paths["image"]}',
+                       f'--mask={paths["small_mask"]}',
+                       f'--output={tmp_path}/o'])], tmp_path / 'driver')
   for completed, text in ((missing, 'does not exist'),
                           (wrong_size, 'same size')):
-    assert completed.returncode == 1
+    assert completed.status == 1
     last = completed.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and text in last, completed.stderr
     assert 'Traceback' not in completed.stderr

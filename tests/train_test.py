@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
+import cli_driver
 from known_files_test import closed_port_url
 from pixelrl_tf import cli
 from pixelrl_tf.jobs import model_io
@@ -261,32 +262,69 @@ def test_sigint_saves_and_the_rerun_resumes(tmp_path):
   saved = int(tf.train.latest_checkpoint(
       os.path.join(tmp_path, 'train')).rsplit('-', 1)[1])
   assert saved >= 1
-  rerun = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
-                   f'--root_dir={tmp_path}',
-                   '--gin_bindings=train.num_episodes=1000',
-                   '--gin_bindings=train.stop_after_episodes=1')
-  assert rerun.returncode == 0, rerun.stderr
-  assert f'at episode {saved}' in rerun.stderr
+  lines = _Lines()
+  _parse_tiny('train.num_episodes = 1000', 'train.checkpoint_interval = 1000',
+              'train.stop_after_episodes = 1')
+  rerun = train_lib.train(str(tmp_path), progress_stream=lines)
+  assert f'at episode {saved}' in lines.text
+  assert rerun['episode'] == saved + 1
 
 
-def test_bad_gin_is_one_line(tmp_path):
-  result = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
-                    f'--root_dir={tmp_path}',
-                    '--gin_bindings=train.no_such_parameter = 1')
-  assert result.returncode == 1
+@pytest.fixture(scope='module')
+def command_lines(tmp_path_factory):
+  """What `train` says and does for command lines of the tests below.
+
+  Run through `cli_driver` (one process for all of them); the smoke test
+  below starts the real `python -m pixelrl_tf.train`.
+  """
+  base = tmp_path_factory.mktemp('command_lines')
+  root = str(base / 'run')
+  paper = [f'--gin_file={PROJECT_ROOT / "configs" / "denoise.gin"}',
+           f'--root_dir={base / "paper_run"}']
+  named_init = [f'--gin_file={TINY}', '--gin_bindings=train.num_episodes = 1',
+                '--gin_bindings=train.eval_interval = 100',
+                '--gin_bindings=train.final_report = False',
+                "--gin_bindings=initialise_network.init_caffemodel = "
+                "'ircnn_denoise_15_gray'"]
+  fresh = _fresh_machine_env(base / 'named init')
+  cases = {
+      'named init refused': cli_driver.Case(
+          named_init + [f'--root_dir={base / "a"}'], fresh),
+      # A config may choose random weights explicitly; the run says so.
+      'named init missing_ok': cli_driver.Case(
+          named_init + ['--gin_bindings=initialise_network.missing_ok = True',
+                        f'--root_dir={base / "b"}'], fresh),
+      'bad binding': cli_driver.Case(
+          [f'--gin_file={TINY}', f'--root_dir={root}',
+           '--gin_bindings=train.no_such_parameter = 1']),
+      'missing gin file': cli_driver.Case(
+          ['--gin_file=configs/nope.gin', f'--root_dir={root}']),
+      'missing data folder': cli_driver.Case(
+          [f'--gin_file={TINY}', f'--root_dir={root}',
+           f'--gin_bindings=train.data_source = "{base}/nope"']),
+      'paper config offline': cli_driver.Case(
+          paper, _fresh_machine_env(base / 'offline')),
+      'paper config server down': cli_driver.Case(
+          paper, _fresh_machine_env(base / 'server down', closed_port_url())),
+  }
+  outcomes, _ = cli_driver.run_cases('train', list(cases.values()),
+                                     base / 'driver')
+  return {'base': base, **dict(zip(cases, outcomes))}
+
+
+def test_bad_gin_is_one_line(command_lines):
+  result = command_lines['bad binding']
+  assert result.status == 1
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('bad gin configuration')
-  missing = _run_cli('pixelrl_tf.train', '--gin_file=configs/nope.gin',
-                     f'--root_dir={tmp_path}')
-  assert missing.returncode == 1
+  missing = command_lines['missing gin file']
+  assert missing.status == 1
   assert 'nope.gin does not exist' in missing.stderr
 
 
-def test_missing_data_folder_is_one_line(tmp_path):
-  result = _run_cli('pixelrl_tf.train', f'--gin_file={TINY}',
-                    f'--root_dir={tmp_path}',
-                    f'--gin_bindings=train.data_source = "{tmp_path}/nope"')
-  assert result.returncode == 1
+def test_missing_data_folder_is_one_line(command_lines):
+  result = command_lines['missing data folder']
+  assert result.status == 1
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error:'), result.stderr
 
@@ -556,16 +594,10 @@ def _fresh_machine_env(tmp_path, base_url=None):
 
 
 @pytest.mark.parametrize('network', ['offline', 'server down'])
-def test_paper_config_on_a_fresh_machine_names_every_missing_file(tmp_path,
-                                                                 network):
-  env = _fresh_machine_env(
-      tmp_path, None if network == 'offline' else closed_port_url())
-  result = subprocess.run(
-      [sys.executable, '-m', 'pixelrl_tf.train',
-       f'--gin_file={PROJECT_ROOT / "configs" / "denoise.gin"}',
-       f'--root_dir={tmp_path / "run"}'], cwd=PROJECT_ROOT, env=env,
-      capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
-  assert result.returncode == 1, result.stderr
+def test_paper_config_on_a_fresh_machine_names_every_missing_file(
+    command_lines, network):
+  result = command_lines[f'paper config {network}']
+  assert result.status == 1, result.stderr
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
   for name in ('bsd432', 'bsd432_list', 'ircnn_denoise_15_gray'):
@@ -574,35 +606,25 @@ def test_paper_config_on_a_fresh_machine_names_every_missing_file(tmp_path,
           'ircnn_denoise_15_gray`') in lines[0], lines[0]
   assert 'PIXELRL_DATA_ROOT' in lines[0]
   # Nothing was claimed or cached.
-  assert not (tmp_path / 'run' / 'model.json').exists()
-  assert not any((tmp_path / 'cache').rglob('*.npz'))
+  base = command_lines['base']
+  assert not (base / 'paper_run' / 'model.json').exists()
+  assert not any((base / network).rglob('*.npz'))
 
 
-def test_a_named_initialisation_is_never_skipped_silently(tmp_path):
-  env = _fresh_machine_env(tmp_path)
-  command = [sys.executable, '-m', 'pixelrl_tf.train', f'--gin_file={TINY}',
-             '--gin_bindings=train.num_episodes = 1',
-             '--gin_bindings=train.eval_interval = 100',
-             '--gin_bindings=train.final_report = False',
-             "--gin_bindings=initialise_network.init_caffemodel = "
-             "'ircnn_denoise_15_gray'"]
-  refused = subprocess.run(command + [f'--root_dir={tmp_path / "a"}'],
-                           cwd=PROJECT_ROOT, env=env, capture_output=True,
-                           text=True, timeout=HANG_TIMEOUT_SECONDS)
-  assert refused.returncode == 1
+def test_a_named_initialisation_is_never_skipped_silently(command_lines):
+  refused = command_lines['named init refused']
+  assert refused.status == 1
   lines = refused.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(
       'error: ircnn_denoise_15_gray ('), refused.stderr
   assert 'python -m pixelrl_tf.download ircnn_denoise_15_gray' in lines[0]
-  # A config may choose random weights explicitly; the run says so.
-  chosen = subprocess.run(
-      command + ['--gin_bindings=initialise_network.missing_ok = True',
-                 f'--root_dir={tmp_path / "b"}'], cwd=PROJECT_ROOT, env=env,
-      capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
-  assert chosen.returncode == 0, chosen.stderr
+  chosen = command_lines['named init missing_ok']
+  assert chosen.status == 0, chosen.stderr
   assert ('starting from random weights (initialise_network.missing_ok)'
           in chosen.stderr), chosen.stderr
   assert 'note: ircnn_denoise_15_gray (' in chosen.stderr
+  assert 'model_checkpoint_path' in (
+      command_lines['base'] / 'b' / 'train' / 'checkpoint').read_text()
 
 
 def test_a_named_initialisation_is_resolved_from_the_data_root(tmp_path):
