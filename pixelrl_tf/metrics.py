@@ -13,15 +13,13 @@ The colour-enhancement error is the mean per-pixel Euclidean distance in
 CIE Lab (OpenCV's float conversion: L in 0..100), with the output clipped to
 [0, 1] and not quantised, as in the reference colour test script.
 
-Image arguments are float arrays on the 0..1 scale, `[H, W]` or `[H, W, C]`
-(`[B, H, W, C]` for `psnr_batch`).
+Image arguments are float arrays on the 0..1 scale, `[H, W]` or `[H, W, C]`.
 """
 
 import sys
 
 import cv2
 import numpy as np
-import tensorflow as tf
 from skimage import metrics as skimage_metrics
 
 from pixelrl_tf.io import images
@@ -60,30 +58,6 @@ def psnr(clean, restored):
   difference = clean.astype(np.float64) - restored.astype(np.float64)
   rmse = np.sqrt(np.mean(np.square(difference)))
   return float(20.0 * np.log10(PEAK_VALUE / (rmse + _RMSE_EPSILON)))
-
-
-def psnr_batch(clean_images, restored_images):
-  """Per-image PSNR of a batch, in TensorFlow; same protocol as `psnr`.
-
-  Args:
-    clean_images: float `[B, H, W, C]` on the 0..1 scale.
-    restored_images: float `[B, H, W, C]`.
-
-  Returns:
-    float32 `[B]` PSNR in dB.
-  """
-
-  def quantize(batch):
-    clipped = tf.clip_by_value(tf.cast(batch, tf.float32), 0.0, 1.0)
-    return tf.floor(clipped * 255.0 + 0.5)
-
-  difference = tf.cast(
-      quantize(clean_images) - quantize(restored_images), tf.float64)
-  mean_squared_error = tf.reduce_mean(tf.square(difference), axis=[1, 2, 3])
-  rmse = tf.sqrt(mean_squared_error)
-  decibels = 20.0 * tf.math.log(PEAK_VALUE / (rmse + _RMSE_EPSILON))
-  decibels /= tf.math.log(tf.constant(10.0, tf.float64))
-  return tf.cast(decibels, tf.float32)
 
 
 def ssim(clean, restored):

@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
+import in_process_restore
 import seeded_models
 from conftest import HANG_TIMEOUT_SECONDS, shared_data_path
 
@@ -70,7 +71,7 @@ def test_serving_default_equals_in_process_restore(exports, variant):
     batch = 2 if (height, width) == (9, 11) else 1
     images = _images((batch, height, width, config.channels))
     outputs = serve(images=tf.constant(images))
-    restored, actions = restoration_module.greedy_restore(
+    restored, actions = in_process_restore.greedy_restore(
         network, action_set, images, config.t_max)
     assert outputs['restored'].dtype == tf.float32
     assert outputs['actions'].dtype == tf.int32
@@ -120,15 +121,13 @@ def test_channel_mismatch_is_an_error(exports):
   config, network, result = exports['colour']
   gray = _images((1, 8, 8, 1))
   with pytest.raises(ValueError, match='3-channel'):
-    restoration_module.greedy_restore(network, config.get_action_set(), gray,
-                                      T_MAX)
+    restoration_module.check_images(network, gray)
   loaded = tf.saved_model.load(result.model_dir)
   with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
     loaded.signatures['serving_default'](images=tf.constant(gray))
   _, gray_network, _ = exports['gru']
   with pytest.raises(ValueError, match='1-channel'):
-    restoration_module.greedy_restore(
-        gray_network, config.get_action_set(), _images((1, 8, 8, 3)), T_MAX)
+    restoration_module.check_images(gray_network, _images((1, 8, 8, 3)))
 
 
 def _run(args, **kwargs):
@@ -155,7 +154,7 @@ def test_saved_model_cli_show_and_run(exports, tmp_path):
   assert ran.returncode == 0, ran.stderr
   assert 'Result for output key restored' in ran.stdout
   assert 'Result for output key actions' in ran.stdout
-  restored, actions = restoration_module.greedy_restore(
+  restored, actions = in_process_restore.greedy_restore(
       network, config.get_action_set(), images, T_MAX)
   np.testing.assert_allclose(np.load(tmp_path / 'out' / 'restored.npy'),
                              restored.numpy(), rtol=0, atol=1e-6)
@@ -194,7 +193,7 @@ def test_saved_model_runs_without_the_package(exports, tmp_path):
              cwd=str(tmp_path), env=env)
   assert ran.returncode == 0, ran.stderr[-2000:]
   outputs = np.load(tmp_path / 'out.npz')
-  restored, actions = restoration_module.greedy_restore(
+  restored, actions = in_process_restore.greedy_restore(
       network, config.get_action_set(), images, T_MAX)
   np.testing.assert_allclose(outputs['restored'], restored.numpy(), rtol=0,
                              atol=1e-6)
@@ -212,7 +211,7 @@ def test_policy_saver_export_acts_greedily(exports, variant):
   action_set = config.get_action_set()
   batch, height, width = 2, 9, 11
   images = _images((batch, height, width, 1))
-  _, expected = restoration_module.greedy_restore(network, action_set, images,
+  _, expected = in_process_restore.greedy_restore(network, action_set, images,
                                                   T_MAX)
   state = policy.signatures['get_initial_state'](
       batch_size=tf.constant(batch))
@@ -594,7 +593,7 @@ def test_export_of_imported_released_weights(tmp_path):
   outputs = loaded.signatures['serving_default'](
       images=tf.constant(noisy[None, ..., None]))
   _, network, _ = model_io.load_model(str(tmp_path / 'run'))
-  restored, actions = restoration_module.greedy_restore(
+  restored, actions = in_process_restore.greedy_restore(
       network, config.get_action_set(), noisy[None, ..., None], config.t_max)
   np.testing.assert_allclose(outputs['restored'].numpy(), restored.numpy(),
                              rtol=0, atol=1e-6)

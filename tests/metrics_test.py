@@ -5,7 +5,6 @@ import math
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 from skimage import metrics as skimage_metrics
 
 from pixelrl_tf import metrics
@@ -60,17 +59,6 @@ def test_psnr_clips_before_measuring():
 def test_psnr_shape_mismatch():
   with pytest.raises(ValueError, match='shapes differ'):
     metrics.psnr(np.zeros((4, 4)), np.zeros((4, 5)))
-
-
-def test_psnr_batch_matches_numpy():
-  clean, noisy = _random_images(2, (3, 24, 20, 3), noise_scale=0.05)
-  noisy[1] = clean[1]
-  batch_values = metrics.psnr_batch(tf.constant(clean), tf.constant(noisy))
-  assert batch_values.shape == (3,) and batch_values.dtype == tf.float32
-  expected = [metrics.psnr(c, n) for c, n in zip(clean, noisy)]
-  np.testing.assert_allclose(batch_values.numpy(), expected, rtol=1e-6)
-  graph_values = tf.function(metrics.psnr_batch)(clean, noisy)
-  np.testing.assert_allclose(graph_values.numpy(), expected, rtol=1e-6)
 
 
 def test_ssim_identical_is_one_and_noise_lowers_it():

@@ -91,27 +91,6 @@ def _environment(network, action_set):
   return tf_pixel_env.PixelTFEnvironment(action_set, channels=channels)
 
 
-def greedy_restore(network, action_set, images, t_max):
-  """Restores images with the greedy policy (the reference test procedure).
-
-  Args:
-    network: the actor-critic network (an `FcnActorCritic`, or any network
-      with its call contract).
-    action_set: the `ActionSet` the model was trained with.
-    images: `[B,H,W,C]` float32 corrupted images on the 0..1 scale.
-    t_max: `T`, the number of steps.
-
-  Returns:
-    `(restored [B,H,W,C] float32, unclipped; actions [B,T,H,W] int32)`.
-  """
-  images = check_images(network, images)
-  environment = _environment(network, action_set)
-  episode = rollout.run_episode(
-      environment, greedy_policy(network, environment),
-      environment.start_episode(images), t_max, keep_images=False)
-  return environment.images, episode.actions
-
-
 def uint8_to_float(images):
   """uint8 -> float32 `v / 255`, bit-identical to numpy's division.
 
