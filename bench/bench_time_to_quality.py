@@ -377,20 +377,32 @@ def markdown(result: Dict[str, Any]) -> str:
 def plot(paths: Sequence[str], output_png: str) -> None:
   """The median gain curves of result files against training minutes.
 
-  Points are matched by their index; the x axis is the first file's median
-  training minutes at each point (every file evaluates at the same
-  minutes).
+  Every file must have been evaluated at the same training minutes (its
+  `--eval_every_minutes` grid and `--minutes`); the x axis is that grid.
+
+  Raises:
+    ValueError: the files' grids differ, or their metrics do.
   """
   results = [json.loads(pathlib.Path(p).read_text()) for p in paths]
-  count = min(len(r['summary']) for r in results)
+
+  def grid(result):
+    return [round(row['minutes'], 1) for row in result['summary']]
+
+  minutes = grid(results[0])
+  for path, result in zip(paths, results):
+    if grid(result) != minutes:
+      raise ValueError(
+          f'{path} was evaluated at {grid(result)} minutes, {paths[0]} at '
+          f'{minutes}: plot files of the same grid together')
+    if result['higher_is_better'] != results[0]['higher_is_better']:
+      raise ValueError(f'{path} measures another metric than {paths[0]}')
   series = {}
   for result in results:
-    rows = result['summary'][:count]
+    rows = result['summary']
     series[result['label']] = [r['gain_median'] for r in rows]
     if 'peer_gain_median' in rows[0]:
       series[f'{result["label"]}: PyTorch port'] = [
           r['peer_gain_median'] for r in rows]
-  minutes = [r['minutes'] for r in results[0]['summary'][:count]]
   unit = 'dB' if results[0]['higher_is_better'] else 'Lab'
   image = plots.line_chart(
       series, x_values=minutes, x_label='training minutes',
@@ -436,7 +448,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
   args = parse_args(argv)
   if args.plot is not None:
-    plot(args.plot, args.output_png)
+    try:
+      plot(args.plot, args.output_png)
+    except (ValueError, OSError) as error:
+      cli.fail(error)
     return
   result = run(args)
   files.write_text_atomically(args.output_json, json.dumps(result, indent=2))

@@ -1,6 +1,6 @@
 """The example that runs TF-Agents' `PyDriver` over `PixelEnvironment`."""
 
-import pathlib
+import importlib.util
 import subprocess
 import sys
 
@@ -10,13 +10,20 @@ import pytest
 
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 
-sys.path.insert(0, str(PROJECT_ROOT / 'examples'))
-import pixel_environment_driver  # noqa: E402  pylint: disable=g-import-not-at-top
+EXAMPLE = PROJECT_ROOT / 'examples' / 'pixel_environment_driver.py'
+
+
+def _load_example():
+  spec = importlib.util.spec_from_file_location('pixel_environment_driver',
+                                                EXAMPLE)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 @pytest.fixture(scope='module')
 def results():
-  return pixel_environment_driver.run_policies(
+  return _load_example().run_policies(
       action='bilateral_0.1', sigma=25.0, steps=2, crop=24, seed=1)
 
 
@@ -46,8 +53,7 @@ def test_random_agents_take_more_than_one_action(results):
 
 def test_the_script_prints_one_line_per_policy():
   ran = subprocess.run(
-      [sys.executable, str(pathlib.Path('examples') /
-                           'pixel_environment_driver.py'),
+      [sys.executable, str(EXAMPLE),
        '--crop=16', '--steps=1'], cwd=PROJECT_ROOT, capture_output=True,
       text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert ran.returncode == 0, ran.stderr

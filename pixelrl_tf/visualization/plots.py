@@ -70,6 +70,8 @@ def line_chart(series: Mapping[str, Sequence[float]], x_values=None,
     _, py = to_pixel(x_low, tick)
     cv2.line(canvas, (left, py), (left + plot_w, py), (225, 225, 225), 1)
     text = f'{tick:.{max(0, int(-np.floor(np.log10(step))))}f}'
+    if float(text) == 0.0:
+      text = text.lstrip('-')  # a rounded -1e-17 is no "-0.0"
     cv2.putText(canvas, text, (5, py + 4), _FONT, 0.4, (0, 0, 0), 1,
                 cv2.LINE_AA)
   for x in x_values:

@@ -1,0 +1,114 @@
+"""The time-to-quality benchmark, run for real on the tiny config.
+
+Two seeds of `configs/tiny.gin` for a few seconds each, snapshots every few
+seconds, evaluated on a held-out BSD432 split of two small crops (skipped
+without ../shared/data). Checks what the result file promises: the machine,
+the split, baselines, per-seed points whose learned gain is the model's
+metric at its stored step count minus the best fixed schedule's, medians
+over the seeds, the markdown table, and the plot (one line when files of
+different grids are drawn together).
+"""
+
+import json
+import statistics
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, shared_data_path
+
+SCRIPT = str(PROJECT_ROOT / 'bench' / 'bench_time_to_quality.py')
+
+
+def _bench(*args):
+  return subprocess.run([sys.executable, SCRIPT, *args], cwd=PROJECT_ROOT,
+                        capture_output=True, text=True,
+                        timeout=HANG_TIMEOUT_SECONDS)
+
+
+@pytest.fixture(scope='module')
+def result(tmp_path_factory):
+  shared_data_path('BSD432_gray_train')
+  folder = tmp_path_factory.mktemp('ttq')
+  output = folder / 'tiny.json'
+  ran = _bench(f'--gin_file={PROJECT_ROOT / "configs" / "tiny.gin"}',
+               '--label=tiny', '--minutes=0.3', '--eval_every_minutes=0.1',
+               '--seeds=1,2', '--test_images=2', '--test_crop=24',
+               '--gin_bindings=train.eval_interval = 1000',
+               '--gin_bindings=train.num_episodes = 100000',
+               f'--output_json={output}',
+               f'--output_markdown={folder / "tiny.md"}',
+               f'--output_png={folder / "tiny.png"}')
+  assert ran.returncode == 0, ran.stderr[-3000:]
+  return folder, json.loads(output.read_text()), ran.stdout
+
+
+def test_the_file_records_the_machine_split_and_baselines(result):
+  _, data, _ = result
+  assert data['label'] == 'tiny' and data['metric'] == 'psnr'
+  assert data['higher_is_better'] is True
+  assert data['machine']['cpu_count'] >= 1 and 'cpu_flags' in data['machine']
+  split = data['test_set']
+  assert split['source'] == 'bsd432' and split['num_images'] == 2
+  assert split['sizes'] == [[24, 24], [24, 24]]
+  assert len(set(split['names'])) == 2
+  base = data['baselines']
+  # Denoising: every baseline improves on the noisy input, and the best
+  # fixed schedule is the best of the filters, at least as good as its
+  # first step alone (the label names a filter and a count 1..t_max).
+  assert base['input'] < base['best_fixed_schedule']
+  name, count = base['best_fixed_schedule_label'].rsplit(' x', 1)
+  assert name and 1 <= int(count) <= 2  # tiny.gin: t_max 2
+
+
+def test_points_gain_and_medians(result):
+  _, data, _ = result
+  runs = data['runs']
+  assert [run['seed'] for run in runs] == [1, 2]
+  best_fixed = data['baselines']['best_fixed_schedule']
+  for run in runs:
+    points = run['points']
+    assert len(points) >= 2
+    seconds = [p['train_seconds'] for p in points]
+    assert seconds == sorted(seconds)
+    assert [p['episode'] for p in points] == sorted(
+        p['episode'] for p in points)
+    for point in points:
+      assert len(point['per_step']) == 2
+      assert point['at_inference_steps'] == point['per_step'][
+          point['inference_steps'] - 1]
+      assert point['gain'] == pytest.approx(
+          point['at_inference_steps'] - best_fixed, abs=1e-9)
+  for index, row in enumerate(data['summary']):
+    gains = [run['points'][index]['gain'] for run in runs
+             if index < len(run['points'])]
+    assert row['gain_median'] == pytest.approx(statistics.median(gains))
+    assert row['gain_min'] == pytest.approx(min(gains))
+    assert row['gain_max'] == pytest.approx(max(gains))
+
+
+def test_markdown_and_plot(result):
+  folder, data, stdout = result
+  table = (folder / 'tiny.md').read_text()
+  assert table in stdout
+  assert '| minutes | episodes |' in table
+  assert len([line for line in table.splitlines()
+              if line.startswith('| ') and line[2].isdigit()]) == len(
+                  data['summary'])
+  image = cv2.imread(str(folder / 'tiny.png'))
+  assert image.shape == (440, 720, 3)
+
+  other = dict(data, label='other')
+  other['summary'] = [dict(row, minutes=row['minutes'] * 2)
+                      for row in data['summary']]
+  (folder / 'other.json').write_text(json.dumps(other))
+  refused = _bench('--plot', str(folder / 'tiny.json'),
+                   str(folder / 'other.json'),
+                   f'--output_png={folder / "both.png"}')
+  assert refused.returncode == 1
+  lines = refused.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: ') and (
+      'same grid' in lines[0]), refused.stderr
+  assert not (folder / 'both.png').exists()
