@@ -104,6 +104,7 @@ from pixelrl_tf.io import files
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import eval_lib
 from pixelrl_tf.jobs import model_io
+from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.tasks import tasks as tasks_lib
 
@@ -390,7 +391,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
     """The step count a checkpoint restores for (t_max when none stored)."""
     return model_io.read_inference_steps(prefix) or t_max
 
-  config, restorer = eval_lib.load_restorer(latest, t_max=t_max)
+  config, restorer = restore_lib.restorer_from_run(latest, t_max=t_max)
   schedules = ScoredSchedules(config.get_action_set(), restorer.t_max,
                               triples, lab_metric)
   report = eval_lib.evaluate_images(
@@ -417,7 +418,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
       for values in per_image.values():
         values[BEST_CHECKPOINT] = dict(values[eval_lib.MODEL])
     else:
-      _, best_restorer = eval_lib.load_restorer(prefix, t_max=t_max)
+      _, best_restorer = restore_lib.restorer_from_run(prefix, t_max=t_max)
       best_report = eval_lib.evaluate_images(
           best_restorer, triples, include_random=False,
           lab_metric=lab_metric)

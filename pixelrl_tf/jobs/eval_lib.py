@@ -327,11 +327,6 @@ def is_color_model(config):
   return task.bgr and task.channels == 3
 
 
-def load_restorer(checkpoint, t_max=None):
-  """Returns `(config, Restorer)` for a run directory or checkpoint."""
-  return restore_lib.restorer_from_run(checkpoint, t_max=t_max)
-
-
 LEARNED_GAIN = 'learned_gain'
 
 
@@ -388,7 +383,7 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
       cannot be read or (paired folders) does not fit the model or its pair;
       the message names the file.
   """
-  config, restorer = load_restorer(checkpoint, t_max)
+  config, restorer = restore_lib.restorer_from_run(checkpoint, t_max=t_max)
   color = is_color_model(config)
   if input_dir is not None or target_dir is not None:
     if input_dir is None or target_dir is None:
@@ -565,7 +560,7 @@ def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
     column_entries = [(l, c) for l, n, c in entries if n == column]
     for label, checkpoint in column_entries:
       if checkpoint not in loaded:
-        loaded[checkpoint] = load_restorer(checkpoint)
+        loaded[checkpoint] = restore_lib.restorer_from_run(checkpoint)
       config, restorer = loaded[checkpoint]
       if config.channels not in images_by_channels:
         images_by_channels[config.channels] = datasets.load_images(
