@@ -41,7 +41,8 @@ for the set-up) for the same minutes on the same training photographs and
 the same split, per seed: the peer's curve beside ours (Gaussian denoising
 only).
 
-Writes one JSON (everything, with the machine and its CPU flags) and a
+Writes one JSON (everything, with the machine and its CPU flags; paths
+relative to the project root, the temporary folder as `<work>`) and a
 markdown table (printed); `--plot` draws the median gain curves of one or
 more result files into a PNG.
 """
@@ -238,6 +239,28 @@ def _run_peer(args, seed, work: pathlib.Path, triples) -> Dict[str, Any]:
   return json.loads(output.read_text())
 
 
+WORK_FOLDER = '<work>'
+
+
+def portable_paths(value: Any, work: pathlib.Path) -> Any:
+  """`value` (JSON data) with no absolute path of this machine in it.
+
+  A path inside the benchmark's temporary folder `work` becomes
+  `<work>/...`; any other absolute path becomes relative to the project
+  root (the shared data folder, `../shared/data/...`).
+  """
+  if isinstance(value, dict):
+    return {key: portable_paths(item, work) for key, item in value.items()}
+  if isinstance(value, list):
+    return [portable_paths(item, work) for item in value]
+  if isinstance(value, str) and os.path.isabs(value):
+    path = pathlib.Path(value)
+    if path == work or work in path.parents:
+      return str(pathlib.Path(WORK_FOLDER) / path.relative_to(work))
+    return os.path.relpath(path, ROOT)
+  return value
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
   """The whole benchmark; returns the JSON result."""
   work = pathlib.Path(tempfile.mkdtemp(prefix='time_to_quality_'))
@@ -280,7 +303,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         entry['peer'] = peer
       runs.append(entry)
       shutil.rmtree(root_dir, ignore_errors=True)
-    return {
+    return portable_paths({
         'label': args.label, 'gin_files': args.gin_file,
         'gin_bindings': args.gin_bindings,
         'machine': hardware.describe(),
@@ -293,7 +316,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                      'split_seed': args.split_seed},
         'task': task.name, 'metric': 'lab_distance' if lab else 'psnr',
         'higher_is_better': not lab, 'test_set': description,
-        'baselines': baselines, 'runs': runs, 'summary': summarize(runs)}
+        'baselines': baselines, 'runs': runs, 'summary': summarize(runs)},
+                          work)
   finally:
     shutil.rmtree(work, ignore_errors=True)
 

@@ -10,6 +10,7 @@ different grids are drawn together).
 """
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,14 @@ import pytest
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, shared_data_path
 
 SCRIPT = str(PROJECT_ROOT / 'bench' / 'bench_time_to_quality.py')
+
+
+def _strings(value):
+  if isinstance(value, dict):
+    return [s for item in value.values() for s in _strings(item)]
+  if isinstance(value, list):
+    return [s for item in value for s in _strings(item)]
+  return [value] if isinstance(value, str) else []
 
 
 def _bench(*args):
@@ -53,6 +62,12 @@ def test_the_file_records_the_machine_split_and_baselines(result):
   split = data['test_set']
   assert split['source'] == 'bsd432' and split['num_images'] == 2
   assert split['sizes'] == [[24, 24], [24, 24]]
+  # No path of this machine: the data relative to the project root, the
+  # benchmark's temporary folder by its placeholder.
+  assert split['test_dir'] == os.path.relpath(
+      shared_data_path('BSD432_gray_train'), PROJECT_ROOT)
+  assert split['test_list'] == '<work>/test_list.txt'
+  assert not [text for text in _strings(data) if os.path.isabs(text)]
   assert len(set(split['names'])) == 2
   base = data['baselines']
   # Denoising: every baseline improves on the noisy input, and the best
