@@ -98,8 +98,9 @@ def parse_gin(gin_files, gin_bindings):
   gin_files = [resolve_gin_file(path) for path in gin_files or []]
   for path in gin_files:
     gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
-  if config_folder() is not None:
-    gin.add_config_file_search_path(config_folder())
+  package_configs = config_folder()
+  if package_configs is not None:
+    gin.add_config_file_search_path(package_configs)
   verbosity = logging.get_verbosity()
   root_level = std_logging.getLogger().level
   # gin logs every place it looks for an included file; keep only the

@@ -12,6 +12,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import gin
 import pytest
@@ -20,6 +21,7 @@ from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 
 import pixelrl_tf
 from pixelrl_tf import cli
+from pixelrl_tf import console
 from pixelrl_tf.jobs import train_lib  # noqa: F401  (its configurables)
 
 SOURCE_FILES = ('pyproject.toml', 'setup.py', 'README.md')
@@ -118,6 +120,23 @@ def test_the_console_entry_point_trains_a_bare_named_config_elsewhere(
   assert missing.stderr.strip().splitlines() == [
       'bad gin configuration: gin file nosuch.gin does not exist (the '
       f'package configs are {", ".join(sorted(p.name for p in (PROJECT_ROOT / "configs").glob("*.gin")))})']
+
+
+def test_every_console_script_runs_its_commands_main():
+  scripts = tomllib.loads((PROJECT_ROOT / 'pyproject.toml').read_text())[
+      'project']['scripts']
+  mains = {path.stem for path in (PROJECT_ROOT / 'pixelrl_tf').glob('*.py')
+           if "if __name__ == '__main__':" in path.read_text()}
+  commands = set()
+  for script, target in scripts.items():
+    module, attribute = target.split(':')
+    assert module == 'pixelrl_tf.console'
+    entry = getattr(console, attribute)
+    assert entry.func is console._run  # pylint: disable=protected-access
+    command, = entry.args
+    assert script == 'pixelrl-' + command.replace('_', '-')
+    commands.add(command)
+  assert commands == mains
 
 
 def test_bare_names_resolve_in_the_checkout_and_paths_still_work(tmp_path):
