@@ -40,10 +40,10 @@ from pixelrl_tf.drivers import learner as learner_lib
 from pixelrl_tf.drivers import rollout
 from pixelrl_tf.environments import pixel_env
 from pixelrl_tf.environments import tf_pixel_env
-from pixelrl_tf.jobs import model_io
-from pixelrl_tf.jobs import train_lib
-from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.models import model_io
+from pixelrl_tf.serving import restoration_module
 
 T_MAX = 5
 CROP = 70

@@ -75,10 +75,10 @@ from pixelrl_tf import cli  # pylint: disable=g-import-not-at-top
 from pixelrl_tf import hardware  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import datasets  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import known_files  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.evaluation import protocol  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
-from pixelrl_tf.jobs import eval_lib  # pylint: disable=g-import-not-at-top
-from pixelrl_tf.jobs import model_io  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import train_lib  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.models import model_io  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.serving import restoration_module  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.tasks import tasks as tasks_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.visualization import action_maps  # pylint: disable=g-import-not-at-top
@@ -182,11 +182,11 @@ class Evaluator:
   def per_step(self, weights) -> List[float]:
     """The mean metric after each of the `T` steps."""
     self._network.set_weights(weights)
-    report = eval_lib.evaluate_images(self._restorer, self._triples,
+    report = protocol.evaluate_images(self._restorer, self._triples,
                                       include_random=False,
                                       lab_metric=self._lab)
-    key = eval_lib.LAB if self._lab else 'psnr'
-    return [step[key] for step in report['rows'][eval_lib.MODEL]['per_step']]
+    key = protocol.LAB if self._lab else 'psnr'
+    return [step[key] for step in report['rows'][protocol.MODEL]['per_step']]
 
 
 def _train_seed(args, seed, extra_bindings, work, evaluator_factory):
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         evaluator = evaluator_factory(root_dir)
         baselines = _baselines(evaluator, triples, task, lab, args)
       for point in points:
-        point['gain'] = eval_lib.learned_gain(
+        point['gain'] = protocol.learned_gain(
             point['at_inference_steps'], baselines['best_fixed_schedule'],
             not lab)
       entry = {'seed': seed, 'points': points, **facts}
@@ -296,9 +296,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         for point in peer['points']:
           # The port restores for all of its t_max steps.
           curve = point['psnr_per_step']
-          point['gain'] = eval_lib.learned_gain(
+          point['gain'] = protocol.learned_gain(
               curve[-1], baselines['best_fixed_schedule'], True)
-          point['gain_best_count'] = eval_lib.learned_gain(
+          point['gain_best_count'] = protocol.learned_gain(
               max(curve), baselines['best_fixed_schedule'], True)
         entry['peer'] = peer
       runs.append(entry)
@@ -324,19 +324,19 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 def _baselines(evaluator, triples, task, lab, args) -> Dict[str, Any]:
   """Input, random agents and the best fixed schedule on the split."""
-  schedules = eval_lib.FixedSchedules(task.get_action_set(), evaluator.t_max)
-  report = eval_lib.evaluate_images(evaluator.restorer, triples,
+  schedules = protocol.FixedSchedules(task.get_action_set(), evaluator.t_max)
+  report = protocol.evaluate_images(evaluator.restorer, triples,
                                     random_seed=args.split_seed,
                                     lab_metric=lab,
                                     fixed_schedules=schedules)
-  key = eval_lib.LAB if lab else 'psnr'
+  key = protocol.LAB if lab else 'psnr'
   rows = report['rows']
-  return {'input': rows[eval_lib.ORIGINAL][key],
-          'random_agents': rows[eval_lib.RANDOM_AGENTS][key],
+  return {'input': rows[protocol.ORIGINAL][key],
+          'random_agents': rows[protocol.RANDOM_AGENTS][key],
           'random_agents_per_step': [
-              s[key] for s in rows[eval_lib.RANDOM_AGENTS]['per_step']],
-          'best_fixed_schedule': rows[eval_lib.BEST_FIXED][key],
-          'best_fixed_schedule_label': report[eval_lib.BEST_FIXED]}
+              s[key] for s in rows[protocol.RANDOM_AGENTS]['per_step']],
+          'best_fixed_schedule': rows[protocol.BEST_FIXED][key],
+          'best_fixed_schedule_label': report[protocol.BEST_FIXED]}
 
 
 def summarize(runs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -43,7 +43,7 @@ Test set, by the task of the trained model (`model.json`):
 Colour models read BGR images and are ranked by the mean Lab distance (lower
 is better); the others by PSNR (official protocol, `metrics`).
 
-Rows, all measured by `eval_lib.evaluate_images`: the corrupted input,
+Rows, all measured by `protocol.evaluate_images`: the corrupted input,
 random agents (seeded), the best fixed single-action schedule (each action
 repeated 1..t_max times over the whole image, the best action and count by
 the test metric), the greedy policy of the latest checkpoint and that of the
@@ -100,17 +100,20 @@ from pixelrl_tf.data import datasets
 from pixelrl_tf.data import known_files
 from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.data import text_overlay
+from pixelrl_tf.evaluation import protocol
 from pixelrl_tf.io import files
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import eval_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.models import model_io
 from pixelrl_tf.tasks import tasks as tasks_lib
+from pixelrl_tf.training import run_settings
+from pixelrl_tf.training import triggers
 
 BEST_CHECKPOINT = 'best_checkpoint'
-ROW_ORDER = (eval_lib.ORIGINAL, eval_lib.RANDOM_AGENTS, eval_lib.BEST_FIXED,
-             eval_lib.MODEL, BEST_CHECKPOINT)
+ROW_ORDER = (protocol.ORIGINAL, protocol.RANDOM_AGENTS, protocol.BEST_FIXED,
+             protocol.MODEL, BEST_CHECKPOINT)
 
 # Chunk lengths must spread by this factor before set-up and per-episode
 # time are fitted separately (see `next_chunk`).
@@ -264,7 +267,7 @@ def run_task(root_dir: str) -> tasks_lib.Task:
   `configs/denoise_sigma50.gin`, ...) are in `run.json`.
   """
   task = model_io.read_model_config(root_dir).get_task()
-  path = os.path.join(root_dir, train_lib.RUN_SETTINGS_FILE)
+  path = os.path.join(root_dir, run_settings.RUN_SETTINGS_FILE)
   if task.episode_source == tasks_lib.NOISE and os.path.exists(path):
     with open(path) as f:
       stored = json.load(f).get('task') or {}
@@ -333,7 +336,7 @@ def load_test_set(task: tasks_lib.Task, channels: int, bgr: bool,
 # Evaluation.
 
 
-class ScoredSchedules(eval_lib.FixedSchedules):
+class ScoredSchedules(protocol.FixedSchedules):
   """`FixedSchedules` that also keeps the score of every schedule.
 
   `scores[n][a][k]` is the test metric of image `n` after `k + 1`
@@ -370,7 +373,7 @@ def _progress(count: int):
 
 def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
                  lab_metric: bool) -> Dict[str, Any]:
-  """All rows on the test triples, through `eval_lib.evaluate_images`.
+  """All rows on the test triples, through `protocol.evaluate_images`.
 
   Args:
     root_dir: run directory (its latest checkpoint, and `best.json`).
@@ -394,16 +397,16 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
   config, restorer = restore_lib.restorer_from_run(latest, t_max=t_max)
   schedules = ScoredSchedules(config.get_action_set(), restorer.t_max,
                               triples, lab_metric)
-  report = eval_lib.evaluate_images(
+  report = protocol.evaluate_images(
       restorer, triples, random_seed=seed, lab_metric=lab_metric,
       fixed_schedules=schedules, progress_fn=_progress(len(triples)))
   rows, per_image = report['rows'], report['per_image']
-  checkpoints = {eval_lib.MODEL: {
+  checkpoints = {protocol.MODEL: {
       'checkpoint': latest, 'episode': checkpoint_episode(latest),
       'inference_steps': steps_of(latest)}}
-  _use_inference_steps(rows, per_image, eval_lib.MODEL,
-                       checkpoints[eval_lib.MODEL]['inference_steps'])
-  best_path = os.path.join(root_dir, train_lib.BEST_FILE)
+  _use_inference_steps(rows, per_image, protocol.MODEL,
+                       checkpoints[protocol.MODEL]['inference_steps'])
+  best_path = os.path.join(root_dir, triggers.BEST_FILE)
   if os.path.exists(best_path):
     with open(best_path) as f:
       best = json.load(f)
@@ -414,17 +417,17 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
         best['episode'] == checkpoint_episode(latest))
     if same:
       # The same weights: the latest checkpoint is the best validated one.
-      rows[BEST_CHECKPOINT] = dict(rows[eval_lib.MODEL])
+      rows[BEST_CHECKPOINT] = dict(rows[protocol.MODEL])
       for values in per_image.values():
-        values[BEST_CHECKPOINT] = dict(values[eval_lib.MODEL])
+        values[BEST_CHECKPOINT] = dict(values[protocol.MODEL])
     else:
       _, best_restorer = restore_lib.restorer_from_run(prefix, t_max=t_max)
-      best_report = eval_lib.evaluate_images(
+      best_report = protocol.evaluate_images(
           best_restorer, triples, include_random=False,
           lab_metric=lab_metric)
-      rows[BEST_CHECKPOINT] = best_report['rows'][eval_lib.MODEL]
+      rows[BEST_CHECKPOINT] = best_report['rows'][protocol.MODEL]
       for name, values in best_report['per_image'].items():
-        per_image[name][BEST_CHECKPOINT] = values[eval_lib.MODEL]
+        per_image[name][BEST_CHECKPOINT] = values[protocol.MODEL]
       _use_inference_steps(rows, per_image, BEST_CHECKPOINT, best_steps)
     checkpoints[BEST_CHECKPOINT] = {
         'checkpoint': prefix, 'episode': best.get('episode'),
@@ -433,14 +436,14 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
                        'value': best.get('value')},
         'same_as_latest': same}
   rows = {row: rows[row] for row in ROW_ORDER if row in rows}
-  _, _, label = eval_lib.best_fixed_schedule(
+  _, _, label = protocol.best_fixed_schedule(
       schedules.scores, schedules.action_set.names, not lab_metric)
-  if label != report[eval_lib.BEST_FIXED]:
+  if label != report[protocol.BEST_FIXED]:
     print(f'warning: the fixed schedule scores kept here rank {label} first '
-          f'but evaluate_images chose {report[eval_lib.BEST_FIXED]}',
+          f'but evaluate_images chose {report[protocol.BEST_FIXED]}',
           file=sys.stderr)
   return {'rows': rows, 'per_image': per_image,
-          'best_fixed_schedule': report[eval_lib.BEST_FIXED],
+          'best_fixed_schedule': report[protocol.BEST_FIXED],
           'fixed_schedules': schedules.mean_scores(),
           'checkpoints': checkpoints,
           'seconds': time.monotonic() - started}
@@ -466,7 +469,7 @@ def add_summary(results: Dict[str, Any]) -> None:
   """
   key, higher = results['metric'], results['higher_is_better']
   rows = results['rows']
-  best = rows[eval_lib.BEST_FIXED][key]
+  best = rows[protocol.BEST_FIXED][key]
   for values in rows.values():
     margin = values[key] - best
     values['margin_over_best_fixed'] = margin if higher else -margin
@@ -499,12 +502,12 @@ def _checkpoint_text(info: Dict[str, Any], t_max: int) -> str:
 def _row_titles(results: Dict[str, Any]) -> Dict[str, str]:
   checkpoints = results['checkpoints']
   t_max = results['model']['t_max']
-  latest = _checkpoint_text(checkpoints[eval_lib.MODEL], t_max)
-  titles = {eval_lib.ORIGINAL: 'Corrupted input',
-            eval_lib.RANDOM_AGENTS: 'Random agents',
-            eval_lib.BEST_FIXED: ('Best fixed schedule '
+  latest = _checkpoint_text(checkpoints[protocol.MODEL], t_max)
+  titles = {protocol.ORIGINAL: 'Corrupted input',
+            protocol.RANDOM_AGENTS: 'Random agents',
+            protocol.BEST_FIXED: ('Best fixed schedule '
                                   f'({results["best_fixed_schedule"]})'),
-            eval_lib.MODEL: f'Model, latest ({latest})'}
+            protocol.MODEL: f'Model, latest ({latest})'}
   if BEST_CHECKPOINT in checkpoints:
     best = _checkpoint_text(checkpoints[BEST_CHECKPOINT], t_max)
     titles[BEST_CHECKPOINT] = f'Model, best validated ({best})'
@@ -514,7 +517,7 @@ def _row_titles(results: Dict[str, Any]) -> Dict[str, str]:
 def report_markdown(results: Dict[str, Any]) -> str:
   """The rows x metrics table, the per-step curves and a verdict line."""
   training, test = results['training'], results['test_set']
-  lab = results['metric'] == eval_lib.LAB
+  lab = results['metric'] == protocol.LAB
   unit = '' if lab else ' dB'
   titles = _row_titles(results)
   model = results['model']
@@ -550,12 +553,12 @@ def report_markdown(results: Dict[str, Any]) -> str:
   for row, values in results['rows'].items():
     cells = [_cell(values['psnr'], 2), _cell(values['ssim'], 4)]
     if lab:
-      cells.append(_cell(values[eval_lib.LAB], 2))
+      cells.append(_cell(values[protocol.LAB], 2))
     cells.append(_cell(values['margin_over_best_fixed'], 2)
-                 if row != eval_lib.BEST_FIXED else '-')
+                 if row != protocol.BEST_FIXED else '-')
     lines.append(f'| {titles[row]} | ' + ' | '.join(cells) + ' |')
   per_step = results['per_step']
-  steps = len(per_step[eval_lib.MODEL])
+  steps = len(per_step[protocol.MODEL])
   action = results['best_fixed_schedule'].rsplit(' x', 1)[0]
   metric_title = 'Mean Lab L2 error' if lab else 'PSNR (dB)'
   lines += ['', f'{metric_title} after each step (the best fixed action: '
@@ -563,12 +566,12 @@ def report_markdown(results: Dict[str, Any]) -> str:
             '| | ' + ' | '.join(f't={t + 1}' for t in range(steps)) + ' |',
             '|---|' + '---:|' * steps]
   curve_titles = dict(titles, best_fixed_action=f'{action} x t')
-  for row in (eval_lib.RANDOM_AGENTS, 'best_fixed_action', eval_lib.MODEL,
+  for row in (protocol.RANDOM_AGENTS, 'best_fixed_action', protocol.MODEL,
               BEST_CHECKPOINT):
     if row in per_step:
       lines.append(f'| {curve_titles[row]} | ' + ' | '.join(
           _cell(v, 2) for v in per_step[row]) + ' |')
-  margin = results['rows'][eval_lib.MODEL]['margin_over_best_fixed']
+  margin = results['rows'][protocol.MODEL]['margin_over_best_fixed']
   if round(margin, 2) == 0:
     verdict = 'level with'
   else:
@@ -659,7 +662,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         print(f'stopped by {training["interrupted"]}; not evaluated',
               file=sys.stderr)
         sys.exit(130 if training['interrupted'] == 'SIGINT' else 143)
-    settings_path = os.path.join(args.root_dir, train_lib.RUN_SETTINGS_FILE)
+    settings_path = os.path.join(args.root_dir, run_settings.RUN_SETTINGS_FILE)
     settings = {}
     if os.path.exists(settings_path):
       with open(settings_path) as f:
@@ -691,7 +694,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
       'run_settings': settings,
       'training': training,
       'test_set': test_set,
-      'metric': eval_lib.LAB if lab_metric else 'psnr',
+      'metric': protocol.LAB if lab_metric else 'psnr',
       'higher_is_better': not lab_metric,
       'evaluation_seconds': evaluation.pop('seconds'),
       **evaluation,

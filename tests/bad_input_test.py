@@ -41,7 +41,7 @@ import cli_driver
 import disks
 from pixelrl_tf import cli
 from pixelrl_tf.data import known_files
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
 
 COMMANDS = ('restore', 'eval', 'export', 'import_weights', 'saliency_edit',
             'make_restoration_set', 'train', 'download')

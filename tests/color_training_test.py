@@ -17,8 +17,8 @@ from pixelrl_tf import metrics
 from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.filters import color_ops
 from pixelrl_tf.jobs import eval_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.models import model_io
 from pixelrl_tf.tasks import tasks as tasks_lib
 from pixelrl_tf.visualization import summaries
 

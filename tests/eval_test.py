@@ -16,10 +16,11 @@ import cli_driver
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.data import known_files
+from pixelrl_tf.evaluation import protocol
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import eval_lib
 from pixelrl_tf.jobs import restore_lib
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
 from pixelrl_tf.serving import restoration_module
 
 
@@ -45,10 +46,10 @@ def image_folder(tmp_path_factory):
 def test_transforms_invert():
   image = np.arange(2 * 3 * 5 * 1, dtype=np.float32).reshape(2, 3, 5, 1)
   seen = set()
-  for flip, turns in eval_lib.X8_TRANSFORMS:
-    moved = eval_lib._transform(image, flip, turns)  # pylint: disable=protected-access
+  for flip, turns in protocol.X8_TRANSFORMS:
+    moved = protocol._transform(image, flip, turns)  # pylint: disable=protected-access
     seen.add(moved.tobytes() + bytes(moved.shape))
-    back = eval_lib._inverse_transform(moved, flip, turns)  # pylint: disable=protected-access
+    back = protocol._inverse_transform(moved, flip, turns)  # pylint: disable=protected-access
     np.testing.assert_array_equal(back, image)
   assert len(seen) == 8
 
@@ -71,8 +72,8 @@ def _box_restorer():
 def test_x8_average_of_an_equivariant_restorer_is_itself():
   image = np.random.default_rng(1).uniform(size=(9, 13, 1)).astype(np.float32)
   restorer = _box_restorer()
-  np.testing.assert_allclose(eval_lib.greedy_x8(restorer, image)[0],
-                             eval_lib.greedy(restorer, image)[0][0],
+  np.testing.assert_allclose(protocol.greedy_x8(restorer, image)[0],
+                             protocol.greedy(restorer, image)[0][0],
                              atol=1e-6)
 
 
@@ -82,8 +83,8 @@ def test_best_fixed_schedule_row(tiny_run, image_folder):
       image_io.list_image_files(str(image_folder)), 1)
   noise = eval_lib.noise_lib.parse_noise('gaussian:25')
   pairs = list(eval_lib.noise_lib.noisy_pairs(images, noise, 0))
-  schedules = eval_lib.FixedSchedules(config.get_action_set(), 3)
-  report = eval_lib.evaluate_images(restorer, pairs, include_random=False,
+  schedules = protocol.FixedSchedules(config.get_action_set(), 3)
+  report = protocol.evaluate_images(restorer, pairs, include_random=False,
                                     fixed_schedules=schedules)
   # Brute force: every action repeated 1..3 times with cv2's box filter for
   # the box action; the chosen one is the best mean PSNR.

@@ -23,10 +23,10 @@ import in_process_restore
 import seeded_models
 from conftest import HANG_TIMEOUT_SECONDS, shared_data_path
 
-from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import import_weights_lib
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
+from pixelrl_tf.serving import restoration_module
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T_MAX = 3

@@ -11,7 +11,7 @@ import tensorflow as tf
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from examples import guided_filter_action
 from pixelrl_tf.filters import action_set as action_set_lib
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
 
 
 def test_matches_opencv_guided_filter():

@@ -169,9 +169,10 @@ def install_kill_point(spec: Optional[str]) -> None:
   import tensorflow as tf
   from tensorflow.python.ops import gen_io_ops
   from pixelrl_tf.drivers import learner as learner_lib
+  from pixelrl_tf.evaluation import protocol
   from pixelrl_tf.io import files
-  from pixelrl_tf.jobs import eval_lib
   from pixelrl_tf.jobs import train_lib
+  from pixelrl_tf.training import validation
   # pylint: enable=g-import-not-at-top
   if not spec:
     return
@@ -232,10 +233,10 @@ def install_kill_point(spec: Optional[str]) -> None:
     tf.summary.scalar = killing(
         tf.summary.scalar, detail=lambda tag, *args, **kwargs: f'before {tag}')
   elif name == 'validation':
-    eval_lib.greedy = killing(eval_lib.greedy, after=True)
+    protocol.greedy = killing(protocol.greedy, after=True)
   elif name == 'final_report':
-    train_lib.Validator.final_report = killing(
-        train_lib.Validator.final_report)
+    validation.Validator.final_report = killing(
+        validation.Validator.final_report)
   elif name in ('checkpoint_index', 'best_checkpoint_index'):
     folder = 'train' if name == 'checkpoint_index' else 'best'
     save = tf.train.CheckpointManager.save
@@ -323,9 +324,10 @@ def install_phase_tracker(path: str) -> None:
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from pixelrl_tf.drivers import learner as learner_lib
+  from pixelrl_tf.evaluation import protocol
   from pixelrl_tf.io import files
-  from pixelrl_tf.jobs import eval_lib
   from pixelrl_tf.jobs import train_lib
+  from pixelrl_tf.training import validation
   from pixelrl_tf.visualization import summaries
   # pylint: enable=g-import-not-at-top
   phases = _PhaseFile(path)
@@ -349,15 +351,15 @@ def install_phase_tracker(path: str) -> None:
   tf.summary.scalar = phases.wrap(tf.summary.scalar, 'summary')
   summaries.write_episode_images = phases.wrap(
       summaries.write_episode_images, 'summary')
-  eval_lib.greedy = phases.wrap(eval_lib.greedy, 'validation')
+  protocol.greedy = phases.wrap(protocol.greedy, 'validation')
   save = tf.train.CheckpointManager.save
   tf.train.CheckpointManager.save = phases.wrap(
       save, lambda manager, *args, **kwargs: 'checkpoint write (' + (
           os.path.basename(os.path.normpath(manager.directory)) + '/)'))
   files.write_files_atomically = phases.wrap(files.write_files_atomically,
                                              'run file write')
-  train_lib.Validator.final_report = phases.wrap(
-      train_lib.Validator.final_report, 'final report')
+  validation.Validator.final_report = phases.wrap(
+      validation.Validator.final_report, 'final report')
 
 
 def serve() -> None:

@@ -51,8 +51,8 @@ from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.filters import image_ops
 from pixelrl_tf.jobs import eval_lib
 from pixelrl_tf.jobs import restore_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.models import model_io
 from pixelrl_tf.tasks import tasks as tasks_lib
 
 GRAY = 128

@@ -21,12 +21,12 @@ import tensorflow as tf
 
 import reference_numpy
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, shared_data_path
-from pixelrl_tf.data import known_files
 from pixelrl_tf.agents import reward_map as reward_map_lib
+from pixelrl_tf.data import known_files
 from pixelrl_tf.filters import action_set as action_set_lib
-from pixelrl_tf.networks import fcn_actor_critic
 from pixelrl_tf.jobs import import_weights_lib
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
+from pixelrl_tf.networks import fcn_actor_critic
 from pixelrl_tf.weights import caffemodel
 from pixelrl_tf.weights import chainer_npz
 

@@ -15,8 +15,8 @@ from conftest import PROJECT_ROOT
 from pixelrl_tf import cli
 from pixelrl_tf.data import datasets
 from pixelrl_tf.jobs import eval_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.models import model_io
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 

@@ -13,14 +13,14 @@ from PIL import Image
 import cli_driver
 from conftest import HANG_TIMEOUT_SECONDS
 import seeded_models
-from pixelrl_tf.serving import restoration_module
-from pixelrl_tf.serving import tiling
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.networks import fcn_actor_critic
 from pixelrl_tf.jobs import export_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import restore_lib
+from pixelrl_tf.models import model_io
+from pixelrl_tf.networks import fcn_actor_critic
+from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.serving import tiling
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T_MAX = 3

@@ -19,8 +19,8 @@ from pixelrl_tf.data import known_files
 from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.filters import action_set as action_set_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import saliency_lib
+from pixelrl_tf.models import model_io
 
 
 def _photo(size=(64, 48)):
@@ -153,7 +153,7 @@ def test_initialise_from_a_run_of_another_width_fails(tmp_path):
   np.testing.assert_array_equal(
       network.layer_by_name('diconv3').kernel.numpy(),
       source.layer_by_name('diconv3').kernel.numpy())
-  with pytest.raises(saliency_lib.SaliencyEditError, match='filters'):
+  with pytest.raises(saliency_lib.SaliencyEditError, match="filters.*edit_image.filters"):
     saliency_lib.initialise_from(_network(16), str(tmp_path))
 
 

@@ -7,7 +7,7 @@ that comparisons of action maps mean something.
 
 import numpy as np
 
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
 
 
 def seed_weights(network, seed=0, head_scale=20.0):

@@ -16,10 +16,11 @@ from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 import cli_driver
 from known_files_test import closed_port_url
 from pixelrl_tf import cli
-from pixelrl_tf.jobs import model_io
-from pixelrl_tf.jobs import progress
 from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
+from pixelrl_tf.models import model_io
+from pixelrl_tf.training import progress
+from pixelrl_tf.training import run_settings
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 
@@ -336,27 +337,6 @@ def test_a_different_model_in_root_dir_is_refused(tmp_path):
     _train_tiny(tmp_path, stream)
 
 
-def test_non_finite_loss_stops_with_a_clear_error():
-  scalars = {'loss': 1.0, 'policy_loss': 1.0, 'value_loss': float('nan'),
-             'gradient_norm': 1.0, 'applied': 1.0}
-  with pytest.raises(train_lib.TrainingError,
-                     match='non-finite value_loss nan at episode 7.*episode 5'):
-    train_lib._check_finite(scalars, 7, 5)  # pylint: disable=protected-access
-  scalars.update(value_loss=1.0, applied=0.0)
-  with pytest.raises(train_lib.TrainingError, match='non-finite gradients'):
-    train_lib._check_finite(scalars, 7, 5)  # pylint: disable=protected-access
-
-
-def test_unwritable_checkpoint_directory_is_one_line(tmp_path):
-  blocker = tmp_path / 'file'
-  blocker.write_text('not a directory')
-  manager = tf.train.CheckpointManager(
-      tf.train.Checkpoint(v=tf.Variable(1.0)), str(blocker / 'train'), 1)
-  with pytest.raises(train_lib.TrainingError,
-                     match='could not write a checkpoint at episode 5'):
-    train_lib._save_checkpoint(manager, 5)  # pylint: disable=protected-access
-
-
 def test_progress_bar_reports_rate_and_eta():
   stream = _Lines()
   bar = progress.ProgressBar(10, stream=stream, log_every_seconds=0)
@@ -474,8 +454,7 @@ def test_operative_configs_of_starts_at_one_episode_are_all_kept(tmp_path):
   written = []
   for text in ('train.eval_interval = 100\n', 'train.eval_interval = 100\n',
                'train.eval_interval = 50\n', 'train.eval_interval = 100\n'):
-    path = train_lib._write_operative_config(  # pylint: disable=protected-access
-        str(tmp_path), 0, text)
+    path = run_settings.write_operative_config(str(tmp_path), 0, text)
     written.append(os.path.basename(path))
   assert written == ['operative_config-0.gin', 'operative_config-0.gin',
                      'operative_config-0-2.gin', 'operative_config-0.gin']

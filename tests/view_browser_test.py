@@ -40,10 +40,10 @@ from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import view_lib
 from pixelrl_tf.jobs import view_server
+from pixelrl_tf.models import model_io
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMEDRIVER = '/usr/bin/chromedriver'

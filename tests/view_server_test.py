@@ -35,11 +35,11 @@ from pixelrl_tf.data import datasets
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import import_weights_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.jobs import view_lib
 from pixelrl_tf.jobs import view_server
+from pixelrl_tf.models import model_io
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.visualization import action_maps
 

@@ -17,12 +17,12 @@ import tensorflow as tf
 from conftest import HANG_TIMEOUT_SECONDS
 import caffe_encoding as wire
 import reference_numpy
-from pixelrl_tf.data import known_files
 from pixelrl_tf.agents import reward_map as reward_map_lib
+from pixelrl_tf.data import known_files
+from pixelrl_tf.jobs import import_weights_lib
+from pixelrl_tf.models import model_io
 from pixelrl_tf.networks import conv_gru
 from pixelrl_tf.networks import fcn_actor_critic
-from pixelrl_tf.jobs import import_weights_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.weights import caffemodel
 from pixelrl_tf.weights import chainer_npz
 

@@ -59,10 +59,9 @@ class EpisodeLearner(tf.Module):
         squared-error tasks, as the reference logs it).
     """
     super().__init__(name='episode_learner')
+    # `rollout.run_episode` refuses a window that does not divide `t_max`
+    # (a `Task` never holds one).
     update_interval = update_interval or t_max
-    if t_max % update_interval:
-      raise ValueError(f't_max ({t_max}) must be a multiple of '
-                       f'update_interval ({update_interval})')
     self._agent = agent
     self._environment = environment
     self._t_max = int(t_max)

@@ -38,12 +38,11 @@ import os
 from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 
-from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
 from pixelrl_tf.data import known_files
 from pixelrl_tf.data import noise as noise_lib
+from pixelrl_tf.evaluation import protocol
 from pixelrl_tf.io import files
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import restore_lib
@@ -51,214 +50,6 @@ from pixelrl_tf.visualization import action_maps
 from pixelrl_tf.visualization import plots
 
 PathLike = Union[str, os.PathLike]
-
-ORIGINAL = 'original'
-RANDOM_AGENTS = 'random_agents'
-BEST_FIXED = 'best_fixed_schedule'
-MODEL = 'model'
-MODEL_X8 = 'model_x8'
-
-# The 8 dihedral transforms of test-time augmentation: (flip, quarter turns).
-X8_TRANSFORMS = tuple((flip, turns) for flip in (False, True)
-                      for turns in range(4))
-
-
-def _transform(image, flip, turns):
-  """Flips left-right, then rotates by `turns` quarter turns ([..,H,W,C])."""
-  if flip:
-    image = image[..., :, ::-1, :]
-  return np.rot90(image, turns, axes=(-3, -2))
-
-
-def _inverse_transform(image, flip, turns):
-  image = np.rot90(image, -turns, axes=(-3, -2))
-  if flip:
-    image = image[..., :, ::-1, :]
-  return image
-
-
-def greedy(restorer, image):
-  """Greedy restoration of one image.
-
-  Args:
-    restorer: a `restoration_module.Restorer`.
-    image: `[H,W,C]` float32 corrupted image.
-
-  Returns:
-    `(outputs [T,H,W,C] after each step, actions [T,H,W])`.
-  """
-  steps = restorer.restore_steps_fn(
-      np.ascontiguousarray(image[None], np.float32))
-  return steps['images'][0, 1:], steps['actions'][0]
-
-
-def greedy_x8(restorer, image):
-  """Per-step outputs `[T,H,W,C]` averaged over the 8 transforms."""
-  total = None
-  for flip, turns in X8_TRANSFORMS:
-    outputs, _ = greedy(restorer, np.ascontiguousarray(
-        _transform(image, flip, turns)))
-    restored = _inverse_transform(outputs, flip, turns)
-    total = restored if total is None else total + restored
-  return total / len(X8_TRANSFORMS)
-
-
-def random_agents(restorer, image, seed):
-  """Per-step outputs `[T,H,W,C]` of uniformly random actions (seeded)."""
-  steps = restorer.random_steps_fn(
-      np.ascontiguousarray(image[None], np.float32), seed)
-  return steps['images'][0, 1:]
-
-
-class FixedSchedules:
-  """Every action repeated 1..T times: the bar a learned policy must clear.
-
-  `outputs(image)` is `[A, T, H, W, C]`: the image after `k + 1`
-  applications of action `a` to the whole image, for every `a` and `k`. The
-  actions run eagerly, one at a time (a graph of all of them takes far
-  longer to optimise than to run).
-  """
-
-  def __init__(self, action_set, t_max, channels=None):
-    del channels  # Any channel count the actions accept.
-    self.action_set = action_set
-    self.t_max = int(t_max)
-
-  def outputs(self, image):
-    per_action = []
-    for action in self.action_set:
-      current, steps = tf.constant(image[None], tf.float32), []
-      for _ in range(self.t_max):
-        current = action.fn(current)
-        steps.append(current.numpy()[0])
-      per_action.append(np.stack(steps))
-    return np.stack(per_action)
-
-
-def best_fixed_schedule(per_image_scores, action_names, higher_is_better):
-  """Picks the action and count with the best mean score over images.
-
-  Args:
-    per_image_scores: `[N, A, T]` scores of each image, action and count.
-    action_names: the `A` names.
-    higher_is_better: whether a larger score is better (PSNR) or not (Lab).
-
-  Returns:
-    `(action index, count (1..T), label like 'gaussian_1.5 x3')`.
-  """
-  means = np.mean(np.asarray(per_image_scores, np.float64), axis=0)
-  flat = np.argmax(means) if higher_is_better else np.argmin(means)
-  action, count = np.unravel_index(flat, means.shape)
-  return int(action), int(count) + 1, f'{action_names[action]} x{count + 1}'
-
-
-LAB = 'lab'
-_METRICS = ('psnr', 'ssim', LAB)
-
-
-def _measure(clean, image, lab_metric=False):
-  measured = {'psnr': metrics.psnr(clean, image),
-              'ssim': metrics.ssim(clean, image)}
-  if lab_metric:
-    measured[LAB] = metrics.mean_lab_distance(clean, image)
-  return measured
-
-
-def _mean_rows(per_image):
-  """Averages a list of {row: {'psnr', 'ssim', 'per_step': [...]}}."""
-  rows = {}
-  for row in per_image[0]:
-    values = [image[row] for image in per_image]
-    keys = [key for key in _METRICS if key in values[0]]
-    summary = {key: float(np.mean([v[key] for v in values])) for key in keys}
-    if 'per_step' in values[0]:
-      steps = len(values[0]['per_step'])
-      summary['per_step'] = [
-          {key: float(np.mean([v['per_step'][t][key] for v in values]))
-           for key in keys}
-          for t in range(steps)]
-    rows[row] = summary
-  return rows
-
-
-def _per_step_row(clean, outputs, lab_metric=False):
-  per_step = [_measure(clean, outputs[t], lab_metric)
-              for t in range(len(outputs))]
-  return dict(per_step[-1], per_step=per_step)
-
-
-def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
-                    include_random=True, progress_fn=None, lab_metric=False,
-                    fixed_schedules=None):
-  """Evaluates a restorer on `(name, corrupted, clean)` triples.
-
-  Args:
-    restorer: a `restoration_module.Restorer`.
-    pairs: iterable of `(name, corrupted [H,W,C], clean [H,W,C])`.
-    random_seed: seed of the random agents.
-    augment_x8: also measure the x8 test-time augmentation.
-    include_random: measure the random agents row (needs a restorer with
-      `random_steps_fn`).
-    progress_fn: optional callable `(index, name)` called per image.
-    lab_metric: also measure `lab`, the mean Lab distance of BGR images.
-    fixed_schedules: optional `FixedSchedules`: adds the row of the best
-      single action repeated a fixed number of times (best by mean PSNR, or
-      by mean Lab distance with `lab_metric`) and its label.
-
-  Returns:
-    `{'num_images', 'rows': {row: {'psnr', 'ssim', 'lab'?, 'per_step'?}},
-      'per_image': {name: {row: {'psnr', 'ssim', 'lab'?, 'per_step'?}}}}`,
-    plus `best_fixed_schedule` (its label) with `fixed_schedules`.
-  """
-  per_image, names, schedule_scores, schedule_outputs = [], [], [], []
-  for index, (name, corrupted, clean) in enumerate(pairs):
-    if progress_fn is not None:
-      progress_fn(index, name)
-    rows = {ORIGINAL: _measure(clean, corrupted, lab_metric)}
-    if include_random and restorer.random_steps_fn is not None:
-      rows[RANDOM_AGENTS] = _per_step_row(
-          clean, random_agents(restorer, corrupted, [random_seed, index]),
-          lab_metric)
-    if fixed_schedules is not None:
-      outputs = fixed_schedules.outputs(corrupted)
-      score = (lambda x: metrics.mean_lab_distance(clean, x)) if lab_metric \
-          else (lambda x: metrics.psnr(clean, x))
-      schedule_scores.append([[score(step) for step in action]
-                              for action in outputs])
-      schedule_outputs.append((clean, outputs))
-    outputs, _ = greedy(restorer, corrupted)
-    rows[MODEL] = _per_step_row(clean, outputs, lab_metric)
-    if augment_x8:
-      rows[MODEL_X8] = _per_step_row(clean, greedy_x8(restorer, corrupted),
-                                     lab_metric)
-    per_image.append(rows)
-    names.append(name)
-  if not per_image:
-    raise ValueError('no images to evaluate')
-  label = None
-  if fixed_schedules is not None:
-    action, count, label = best_fixed_schedule(
-        schedule_scores, fixed_schedules.action_set.names, not lab_metric)
-    for index, (clean, outputs) in enumerate(schedule_outputs):
-      rows = per_image[index]
-      best = _measure(clean, outputs[action, count - 1], lab_metric)
-      # The rows in reading order: the baselines, then the model.
-      per_image[index] = dict(
-          [(k, v) for k, v in rows.items() if k in (ORIGINAL, RANDOM_AGENTS)]
-          + [(BEST_FIXED, best)] +
-          [(k, v) for k, v in rows.items()
-           if k not in (ORIGINAL, RANDOM_AGENTS)])
-  report = {
-      'num_images': len(per_image),
-      'rows': _mean_rows(per_image),
-      'per_image': {
-          name: {row: {k: v[k] for k in _METRICS + ('per_step',) if k in v}
-                 for row, v in rows.items()}
-          for name, rows in zip(names, per_image)}}
-  if label is not None:
-    report[BEST_FIXED] = label
-  return report
-
 
 _CHANNEL_NAMES = {1: 'gray', 3: 'colour'}
 
@@ -327,19 +118,6 @@ def is_color_model(config):
   return task.bgr and task.channels == 3
 
 
-LEARNED_GAIN = 'learned_gain'
-
-
-def learned_gain(model: float, best_fixed: float,
-                 higher_is_better: bool) -> float:
-  """What the agents add over the best fixed schedule (positive: better).
-
-  The model's metric minus the best fixed schedule's (PSNR), or the other
-  way round when lower is better (the mean Lab distance).
-  """
-  return model - best_fixed if higher_is_better else best_fixed - model
-
-
 def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
              input_dir=None, target_dir=None, t_max=None, augment_x8=False,
              max_images=None, include_random=True, progress_fn=None,
@@ -403,32 +181,35 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     data, noise_text = data_dir, str(noise_model)
   if max_images is not None:
     pairs = (p for i, p in enumerate(pairs) if i < max_images)
-  schedules = (FixedSchedules(config.get_action_set(), restorer.t_max)
+  schedules = (protocol.FixedSchedules(config.get_action_set(),
+                                       restorer.t_max)
                if include_best_fixed else None)
-  report = evaluate_images(restorer, pairs, random_seed=seed,
-                           augment_x8=augment_x8,
-                           include_random=include_random,
-                           progress_fn=progress_fn, lab_metric=color,
-                           fixed_schedules=schedules)
+  report = protocol.evaluate_images(restorer, pairs, random_seed=seed,
+                                    augment_x8=augment_x8,
+                                    include_random=include_random,
+                                    progress_fn=progress_fn, lab_metric=color,
+                                    fixed_schedules=schedules)
   report.update(checkpoint=checkpoint, noise=noise_text, seed=seed,
                 t_max=restorer.t_max, variant=config.variant, data=data)
   if include_best_fixed:
-    key = LAB if color else 'psnr'
+    key = protocol.LAB if color else 'psnr'
     rows = report['rows']
-    report[LEARNED_GAIN] = learned_gain(rows[MODEL][key],
-                                        rows[BEST_FIXED][key], not color)
+    report[protocol.LEARNED_GAIN] = protocol.learned_gain(
+        rows[protocol.MODEL][key], rows[protocol.BEST_FIXED][key], not color)
   return report
 
 
-_ROW_TITLES = {ORIGINAL: 'Original', RANDOM_AGENTS: 'Random agents',
-               BEST_FIXED: 'Best fixed schedule',
-               MODEL: 'Model (greedy)', MODEL_X8: 'Model + x8 aug'}
+_ROW_TITLES = {protocol.ORIGINAL: 'Original',
+               protocol.RANDOM_AGENTS: 'Random agents',
+               protocol.BEST_FIXED: 'Best fixed schedule',
+               protocol.MODEL: 'Model (greedy)',
+               protocol.MODEL_X8: 'Model + x8 aug'}
 
 
 def _row_title(report, row):
   title = _ROW_TITLES.get(row, row)
-  if row == BEST_FIXED and report.get(BEST_FIXED):
-    title += f' ({report[BEST_FIXED]})'
+  if row == protocol.BEST_FIXED and report.get(protocol.BEST_FIXED):
+    title += f' ({report[protocol.BEST_FIXED]})'
   return title
 
 
@@ -444,18 +225,18 @@ def report_markdown(report):
            + (f', noise {report["noise"]}, seed {report["seed"]}'
               if report['noise'] else '') + '.', '',
            '| | PSNR (dB) | SSIM |', '|---|---:|---:|']
-  with_lab = all(LAB in v for v in report['rows'].values())
+  with_lab = all(protocol.LAB in v for v in report['rows'].values())
   if with_lab:
     lines[-2:] = ['| | PSNR (dB) | SSIM | mean Lab L2 |',
                   '|---|---:|---:|---:|']
   for row, values in report['rows'].items():
     lines.append(f'| {_row_title(report, row)} | {_cell(values["psnr"], 2)}'
                  f' | {_cell(values["ssim"], 4)} |'
-                 + (f' {_cell(values[LAB], 2)} |' if with_lab else ''))
-  if report.get(LEARNED_GAIN) is not None:
+                 + (f' {_cell(values[protocol.LAB], 2)} |' if with_lab else ''))
+  if report.get(protocol.LEARNED_GAIN) is not None:
     unit = ' (mean Lab distance)' if with_lab else ' dB'
     lines += ['', f'Learned gain of the model over the best fixed schedule: '
-              f'{report[LEARNED_GAIN]:+.2f}{unit}.']
+              f'{report[protocol.LEARNED_GAIN]:+.2f}{unit}.']
   stepped = [r for r, v in report['rows'].items() if 'per_step' in v]
   if stepped:
     steps = len(report['rows'][stepped[0]]['per_step'])
@@ -473,7 +254,7 @@ def report_markdown(report):
       for row in stepped:
         values = report['rows'][row]['per_step']
         lines.append(f'| {_ROW_TITLES.get(row, row)} | ' + ' | '.join(
-            _cell(v[LAB], 2) for v in values) + ' |')
+            _cell(v[protocol.LAB], 2) for v in values) + ' |')
   return '\n'.join(lines) + '\n'
 
 
@@ -487,7 +268,8 @@ def write_curve_png(report, path):
   rows = {_ROW_TITLES.get(r, r): [s['psnr'] for s in v['per_step']]
           for r, v in report['rows'].items() if 'per_step' in v}
   steps = len(next(iter(rows.values())))
-  rows[_ROW_TITLES[ORIGINAL]] = [report['rows'][ORIGINAL]['psnr']] * steps
+  rows[_ROW_TITLES[protocol.ORIGINAL]] = [
+      report['rows'][protocol.ORIGINAL]['psnr']] * steps
   image = plots.line_chart(rows, x_label='step t', y_label='PSNR (dB)',
                            title=f'{report["variant"]} on {report["data"]}')
   action_maps.save_png(image, path)
@@ -573,15 +355,16 @@ def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
       with_aug = augment_x8 and label == labels[-1]
       if progress_fn is not None:
         progress_fn(f'{label} @ {column}: {len(pairs)} images')
-      report = evaluate_images(restorer, pairs, random_seed=seed,
-                               augment_x8=with_aug, include_random=first)
+      report = protocol.evaluate_images(
+          restorer, pairs, random_seed=seed, augment_x8=with_aug,
+          include_random=first)
       take = lambda row: {k: report['rows'][row][k] for k in ('psnr', 'ssim')}
       if first:
-        cells['Original'][column] = take(ORIGINAL)
-        cells['Random agents'][column] = take(RANDOM_AGENTS)
-      cells[label][column] = take(MODEL)
+        cells['Original'][column] = take(protocol.ORIGINAL)
+        cells['Random agents'][column] = take(protocol.RANDOM_AGENTS)
+      cells[label][column] = take(protocol.MODEL)
       if with_aug:
-        cells[aug_label][column] = take(MODEL_X8)
+        cells[aug_label][column] = take(protocol.MODEL_X8)
   return {'columns': columns, 'rows': rows, 'cells': cells,
           'num_images': report['num_images'], 'data': data_dir, 'seed': seed}
 

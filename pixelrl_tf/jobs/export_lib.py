@@ -67,7 +67,7 @@ from tf_agents.policies import policy_saver
 
 from pixelrl_tf import cli
 from pixelrl_tf.io import files
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
 from pixelrl_tf.serving import restoration_module
 
 POLICY_SUFFIX = '_policy'

@@ -18,7 +18,7 @@ import tensorflow as tf
 from pixelrl_tf import cli
 from pixelrl_tf.data import known_files
 from pixelrl_tf.io import files
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
 from pixelrl_tf.weights import chainer_npz
 
 

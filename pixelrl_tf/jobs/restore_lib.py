@@ -32,7 +32,7 @@ import tensorflow as tf
 from pixelrl_tf import cli
 from pixelrl_tf.data import known_files
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.jobs import model_io
+from pixelrl_tf.models import model_io
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
 from pixelrl_tf.visualization import action_maps

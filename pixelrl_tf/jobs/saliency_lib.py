@@ -45,6 +45,7 @@ saliency, and SSIM to the input (`metrics.ssim`), for the input, random
 agents and the edited image (and per step).
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -60,7 +61,6 @@ import tensorflow as tf
 from pixelrl_tf import metrics
 from pixelrl_tf.agents import pixel_a2c_agent
 from pixelrl_tf.agents import pixel_policy
-from pixelrl_tf.data import known_files
 from pixelrl_tf.drivers import learner as learner_lib
 from pixelrl_tf.drivers import rollout
 from pixelrl_tf.environments import rewards
@@ -68,9 +68,13 @@ from pixelrl_tf.environments import tf_pixel_env
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.io import files
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.jobs import model_io
-from pixelrl_tf.jobs import progress
+from pixelrl_tf.models import initialise
+from pixelrl_tf.models import model_io
+from pixelrl_tf.tasks import episode_sources
 from pixelrl_tf.tasks import tasks as tasks_lib
+from pixelrl_tf.training import loop
+from pixelrl_tf.training import progress
+from pixelrl_tf.training import triggers
 from pixelrl_tf.visualization import action_maps
 from pixelrl_tf.visualization import summaries
 
@@ -183,12 +187,6 @@ def load_image_and_mask(
   return image, mask.astype(np.float32)
 
 
-def _colour_network(filters):
-  return model_io.build_network(model_io.ModelConfig(
-      channels=3, action_set=action_set_lib.COLOR, filters=filters,
-      input_transform='lab'))
-
-
 def initialise_from(network, init):
   """Copies trunk and branch layers of a colour model into `network`.
 
@@ -199,10 +197,12 @@ def initialise_from(network, init):
       (`'color_init'`, see `data.known_files`); None keeps random weights.
 
   Returns:
-    A one-line note of what was loaded.
+    A one-line note of what was loaded (`models.initialise.copy_layers`; the
+    mask channel starts with zero weights).
 
   Raises:
-    SaliencyEditError: the source has another width or no such layers.
+    SaliencyEditError: the source is not a colour model or has another
+      width (the message says which `edit_image` setting to change).
     FileNotFoundError, ValueError: missing or unreadable sources, an unknown
       name, or a known file that cannot be had
       (`known_files.KnownFileError`).
@@ -211,37 +211,16 @@ def initialise_from(network, init):
   from pixelrl_tf.weights import chainer_npz
   if not init:
     return 'note: no --init; starting from random weights'
-  layers = chainer_npz.COLOR_INIT_LAYERS
-  path = str(init)
-  # A checkpoint prefix (`RUN/train/ckpt-5`) names no file of its own.
-  if not tf.io.gfile.exists(path + '.index'):
-    path = str(known_files.resolve_path_or_name(init, what='init'))
-  if path.endswith('.npz'):
-    source = _colour_network(network.filters)
-    chainer_npz.load_into_network(path, source, layers=layers)
-  else:
-    config, source, _ = model_io.load_model(path)
-    if config.channels != 3:
-      raise SaliencyEditError(
-          f'{init} is a {config.channels}-channel model; saliency editing '
-          'starts from a colour (3-channel) model')
-  if source.filters != network.filters:
-    raise SaliencyEditError(
-        f'{init} has {source.filters} filters but the edit network has '
-        f'{network.filters}; set edit_image.filters={source.filters}')
-  for name in layers:
-    kernel, bias = source.layer_by_name(name).get_weights()
-    target = network.layer_by_name(name)
-    extra = target.kernel.shape[2] - kernel.shape[2]
-    if extra:  # conv1: zero weights for the mask channel.
-      kernel = np.concatenate(
-          [kernel, np.zeros(kernel.shape[:2] + (extra,) + kernel.shape[3:],
-                            kernel.dtype)], axis=2)
-    target.set_weights([kernel, bias])
-  where = init
-  if os.path.normpath(path) != os.path.normpath(str(init)):
-    where = f'{init} ({path})'  # a known name
-  return f'trunk and branches initialised from {where} (not the GRU or heads)'
+  colour = model_io.ModelConfig.for_task(tasks_lib.COLOR_ENHANCE,
+                                         filters=network.filters)
+  try:
+    return initialise.copy_layers(network, init,
+                                  chainer_npz.COLOR_INIT_LAYERS, colour)
+  except model_io.CheckpointError as error:
+    hint = ('; set edit_image.filters to its width'
+            if 'filters' in str(error) else
+            '; saliency editing starts from a colour (3-channel) model')
+    raise SaliencyEditError(f'{error}{hint}') from None
 
 
 # ---------------------------------------------------------------------------
@@ -291,41 +270,57 @@ class SaliencyEditor:
     learner = learner_lib.EpisodeLearner(
         self._agent, environment, self._t_max, int(update_interval), seed,
         reward_log_scale=1.0)
-    image_tensor = tf.constant(self._image[None])
-    mask_tensor = tf.constant(self._mask[None])
     # Python control flow on Python values only: no autograph rewriting.
     self._run_episode = tf.function(
-        lambda episode: learner.run(image_tensor, mask_tensor, episode,
-                                    extra=mask_tensor),
-        autograph=False, input_signature=[tf.TensorSpec([], tf.int64)])
+        lambda start, mask, episode: learner.run(start, mask, episode,
+                                                 extra=mask),
+        autograph=False,
+        input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32),
+                         tf.TensorSpec([1, height, width, 1], tf.float32),
+                         tf.TensorSpec([], tf.int64)])
 
   def train(self, progress_stream=None):
-    """Runs the training episodes with a progress bar; returns seconds."""
+    """Runs the training episodes with a progress bar; returns seconds.
+
+    The episodes go through the training loop (`training.loop`) with the
+    one image as their source.
+
+    Raises:
+      KeyboardInterrupt: SIGINT or SIGTERM stopped the training (nothing
+        is written).
+    """
     bar = progress.ProgressBar(self._num_episodes, initial=0,
                                stream=progress_stream or sys.stderr,
                                log_every_seconds=10.0)
+    batches = iter(episode_sources.single_image_source(
+        self._image, self._mask).dataset)
+
+    def episode_fn(current):
+      start, mask = next(batches)
+      return self._run_episode(start, mask, tf.constant(current, tf.int64))
+
     started = time.monotonic()
-    for episode in range(self._num_episodes):
-      self._optimizer.learning_rate.assign(pixel_a2c_agent.poly_learning_rate(
-          self._learning_rate, episode, self._num_episodes,
-          self._learning_rate_power))
-      result = self._run_episode(tf.constant(episode, tf.int64))
-      bar.update(episode + 1, {'reward': float(result['episode_reward']),
-                               'loss': float(result['loss'])})
+    ended = loop.run_episodes(
+        episode_fn, tf.Variable(0, dtype=tf.int64), self._num_episodes,
+        loop.poly_schedule(self._optimizer, self._learning_rate,
+                           self._num_episodes, self._learning_rate_power),
+        [triggers.ProgressReport(bar, None, '')])
+    if ended.signal_name:
+      raise KeyboardInterrupt(f'stopped by {ended.signal_name} after '
+                              f'{ended.episodes_run} of {self._num_episodes} '
+                              'training episodes')
     return time.monotonic() - started
 
   def _rollout(self, policy, t_max, seed, use_guided_filter, radius, eps):
     """`(images [T+1,H,W,3], actions [T,H,W])` of `policy` on the image."""
-    post_step_fn = None
-    if use_guided_filter:
-      def post_step_fn(images, start):
-        filtered = tf.numpy_function(
-            lambda x, guide: guided_filter(guide[0], x[0], radius, eps)[None],
-            [images, start], tf.float32, stateful=False)
-        return tf.ensure_shape(filtered, images.shape)
+    def guided(images, start):
+      filtered = tf.numpy_function(
+          lambda x, guide: guided_filter(guide[0], x[0], radius, eps)[None],
+          [images, start], tf.float32, stateful=False)
+      return tf.ensure_shape(filtered, images.shape)
     environment = tf_pixel_env.PixelTFEnvironment(
         self._action_set, channels=3, extra_channels=1,
-        post_step_fn=post_step_fn)
+        post_step_fn=guided if use_guided_filter else None)
     if policy is None:
       policy = pixel_policy.RandomPixelPolicy(environment.time_step_spec(),
                                               environment.action_spec())
@@ -420,8 +415,8 @@ def edit_image(image_path, mask_path, output_dir,
     init: colour run directory / checkpoint or `.npz` to start from.
     filters: network width (64 to start from the released weights).
     use_conv_gru: the "+convGRU" network.
-    update_interval: steps per update (must divide `t_max`; `t_max` when it
-      does not divide).
+    update_interval: steps per update (must divide `t_max`; None: one update
+      per episode).
     learning_rate: initial Adam learning rate (poly decay over `episodes`).
     alpha: reward weight inside the mask (1.0).
     beta: reward weight outside the mask (0.5).
@@ -442,25 +437,27 @@ def edit_image(image_path, mask_path, output_dir,
       disk); no file is left half-written.
   """
   stream = progress_stream or sys.stderr
-  if episodes < 0 or t_max < 1 or (test_t_max is not None and
-                                    test_t_max < 1):
-    raise SaliencyEditError('episodes must be >= 0 and t_max >= 1')
-  test_t_max = test_t_max or t_max
-  if update_interval is None or t_max % update_interval:
-    update_interval = t_max
+  if episodes < 0 or (test_t_max is not None and test_t_max < 1):
+    raise SaliencyEditError('episodes must be >= 0 and test_t_max >= 1')
+  action_set_name = action_set_lib.color_action_set(reference_code_actions)
+  try:
+    task = dataclasses.replace(tasks_lib.SALIENCY_EDIT,
+                               action_set=action_set_name, t_max=t_max,
+                               update_interval=update_interval)
+  except ValueError as error:
+    raise SaliencyEditError(
+        f'{error} (set --t_max and edit_image.update_interval)') from None
+  test_t_max = test_t_max or task.t_max
   image, mask = load_image_and_mask(
       image_path, mask_path, note_fn=lambda line: print(f'note: {line}',
                                                          file=stream))
   tf.keras.utils.set_random_seed(seed)
-  action_set_name = action_set_lib.color_action_set(reference_code_actions)
-  action_set = action_set_lib.get_action_set(action_set_name)
-  network = model_io.build_network(model_io.ModelConfig(
-      channels=3, extra_channels=1, action_set=action_set_name,
-      filters=filters, use_conv_gru=use_conv_gru, input_transform='lab',
-      t_max=t_max, task=tasks_lib.SALIENCY_EDIT.name))
+  action_set = task.get_action_set()
+  network = model_io.build_network(model_io.ModelConfig.for_task(
+      task, filters=filters, use_conv_gru=use_conv_gru))
   print(initialise_from(network, init), file=stream)
-  editor = SaliencyEditor(image, mask, network, action_set, t_max,
-                          update_interval, episodes,
+  editor = SaliencyEditor(image, mask, network, action_set, task.t_max,
+                          task.window, episodes,
                           learning_rate=learning_rate, alpha=alpha,
                           beta=beta, seed=seed)
   train_seconds = editor.train(stream)
@@ -490,8 +487,8 @@ def edit_image(image_path, mask_path, output_dir,
   report = {
       'image': str(image_path), 'mask': str(mask_path),
       'height': int(image.shape[0]), 'width': int(image.shape[1]),
-      'episodes': int(episodes), 't_max': int(t_max),
-      'test_t_max': int(test_t_max), 'update_interval': int(update_interval),
+      'episodes': int(episodes), 't_max': task.t_max,
+      'test_t_max': int(test_t_max), 'update_interval': task.window,
       'init': init, 'filters': int(filters), 'action_set': action_set_name,
       'alpha': alpha, 'beta': beta,
       'guided_filter': ({'radius': guided_filter_radius,

@@ -71,8 +71,8 @@ from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import import_weights_lib
-from pixelrl_tf.jobs import model_io
 from pixelrl_tf.jobs import restore_lib
+from pixelrl_tf.models import model_io
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
 from pixelrl_tf.tasks import tasks as tasks_lib

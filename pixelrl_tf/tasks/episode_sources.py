@@ -166,3 +166,21 @@ def make_episode_source(task, data_source, batch_size, crop_size, seed,
       (name, text_overlay.corrupt_with_text(image, (VALIDATION_SEED, i))[0],
        image) for i, (name, image) in enumerate(validation_images)]
   return EpisodeSource(dataset, None, validation)
+
+
+def single_image_source(image: np.ndarray, mask: np.ndarray) -> EpisodeSource:
+  """Every episode on one image and its mask (saliency editing).
+
+  Args:
+    image: float32 `[H, W, C]`, the first state of every episode.
+    mask: float32 `[H, W, 1]`, the reward's target and the extra
+      observation channel.
+
+  Returns:
+    An `EpisodeSource` whose batches are `(image [1,H,W,C], mask
+    [1,H,W,1])`, without noise or validation images.
+  """
+  dataset = tf.data.Dataset.from_tensors(
+      (tf.constant(image[None], tf.float32),
+       tf.constant(mask[None], tf.float32))).repeat()
+  return EpisodeSource(dataset, None, [])

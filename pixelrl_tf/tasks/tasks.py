@@ -48,8 +48,36 @@ EPISODE_SOURCES = (NOISE, TEXT, PAIRED, SINGLE_IMAGE)
 PSNR = 'psnr'
 LAB_DISTANCE = 'lab_distance'
 SALIENCY_CC = 'saliency_cc'
-# Validation metrics and whether a larger value is better.
-METRICS = {PSNR: True, LAB_DISTANCE: False, SALIENCY_CC: True}
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """A task's quality measure: its name and which way is better.
+
+  Attributes:
+    name: `'psnr'`, `'lab_distance'` or `'saliency_cc'`.
+    higher_is_better: whether a larger value is better.
+  """
+  name: str
+  higher_is_better: bool
+
+  def better(self, value: float, than: Optional[float]) -> bool:
+    """Whether `value` is strictly better than `than` (None: anything is)."""
+    if than is None:
+      return True
+    return value > than if self.higher_is_better else value < than
+
+  def best_index(self, values: Sequence[float]) -> int:
+    """The index of the best of `values` (the first, on ties)."""
+    values = list(values)
+    return values.index(max(values) if self.higher_is_better
+                        else min(values))
+
+
+# Validation metrics by name.
+METRICS = {metric.name: metric for metric in (
+    Metric(PSNR, True), Metric(LAB_DISTANCE, False),
+    Metric(SALIENCY_CC, True))}
 
 INPUT_TRANSFORMS = ('none', 'lab')
 
@@ -122,7 +150,8 @@ class Task:
     return self.update_interval or self.t_max
 
   @property
-  def higher_is_better(self) -> bool:
+  def metric(self) -> Metric:
+    """The validation metric, with its direction."""
     return METRICS[self.validation_metric]
 
   def get_action_set(self):

@@ -1,6 +1,6 @@
 """A fingerprint of a tiny training run, to keep the loop's output fixed.
 
-`python tests/golden/tiny_run.py` trains `configs/tiny.gin` (with the
+`python tests/tiny_run_fingerprint.py` trains `configs/tiny.gin` (with the
 validated step-count choice and the gradient histograms on) for four
 episodes, resumes it to six, and writes `tests/golden/tiny_run.json`: every
 checkpoint's tensors (shape, sum, sum of magnitudes, first values), `best.json`, `final_report.json`, `run.json`,
@@ -19,8 +19,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-GOLDEN_FILE = pathlib.Path(__file__).with_suffix('.json')
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+GOLDEN_FILE = PROJECT_ROOT / 'tests' / 'golden' / 'tiny_run.json'
 BINDINGS = ('train.choose_inference_steps = True',
             'PixelA2CAgent.summarize_grads_and_vars = True')
 FIRST_START_EPISODES = 4

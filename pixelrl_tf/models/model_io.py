@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import traceback
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -140,6 +140,30 @@ class ModelConfig:
       raise ValueError(f'model config imports must be a list of module '
                        f'names, got {self.imports!r}')
     object.__setattr__(self, 'imports', tuple(self.imports))
+
+  @classmethod
+  def for_task(cls, task: tasks_lib.Task, filters: int = 64,
+               use_conv_gru: bool = True, use_reward_map_conv: bool = False,
+               reward_map_size: int = 33) -> 'ModelConfig':
+    """The model of `task`: its channels, actions, `t_max` and input.
+
+    Args:
+      task: the `Task`, the source of everything but the architecture.
+      filters: feature channels of the network.
+      use_conv_gru: the "+convGRU" variant.
+      use_reward_map_conv: the "+RMC" variant.
+      reward_map_size: size of the RMC kernel.
+    """
+    modules = set(action_set_lib.action_modules(task.action_set))
+    if tasks_lib.task_module(task.name):
+      modules.add(tasks_lib.task_module(task.name))
+    return cls(channels=task.channels, action_set=task.action_set,
+               filters=filters, use_conv_gru=use_conv_gru,
+               use_reward_map_conv=use_reward_map_conv,
+               reward_map_size=reward_map_size, t_max=task.t_max,
+               input_transform=task.input_transform, task=task.name,
+               imports=tuple(sorted(modules)),
+               extra_channels=task.extra_channels)
 
   def import_modules(self):
     """Imports `imports` (one-line error if one is missing)."""
@@ -449,3 +473,37 @@ def load_model(path, dtype_policy=None):
           f'1..{config.t_max} (the t_max of its model.json)')
     config = dataclasses.replace(config, t_max=steps)
   return config, network, reward_map
+
+
+def _run_checkpoints(train_dir):
+  """The checkpoints the `checkpoint` file of `train_dir` names, oldest first."""
+  state = tf.train.get_checkpoint_state(train_dir)
+  if state is None:
+    return []
+  paths = list(state.all_model_checkpoint_paths) or [
+      state.model_checkpoint_path]
+  return [path if os.path.isabs(path) else os.path.join(train_dir, path)
+          for path in paths if path]
+
+
+def latest_resumable_checkpoint(train_dir: str
+                                ) -> Tuple[Optional[str], List[str]]:
+  """`(newest checkpoint whose files exist or None, the ones before it)`.
+
+  The `checkpoint` file decides which checkpoints belong to the run; one
+  whose files were removed (e.g. moved aside because they were damaged) is
+  passed over for the one before it; a run whose named checkpoints are all
+  gone is refused rather than trained over from scratch. (Checkpoint files
+  that no `checkpoint` file names are what a first save killed before it
+  was recorded left: the run starts again and overwrites them.)
+  """
+  named = _run_checkpoints(train_dir)
+  present = [p for p in named if tf.io.gfile.exists(p + '.index')]
+  if present:
+    return present[-1], present[:-1]
+  if named:
+    raise CheckpointError(
+        f'{train_dir} has no checkpoint that can be resumed from (its '
+        f'`checkpoint` file names {", ".join(named)}, and their files are '
+        'gone); restore them or use a new --root_dir')
+  return None, []

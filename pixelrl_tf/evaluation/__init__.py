@@ -1,0 +1,1 @@
+"""Measuring restorers: the evaluation protocol shared by every job."""

@@ -1,0 +1,1 @@
+"""Models on disk: their config, checkpoints, initial weights, restorers."""
