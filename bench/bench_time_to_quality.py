@@ -11,7 +11,7 @@ r"""Time to quality: what a config learns per minute of training, per seed.
       bench/results/time_to_quality_a.json ... --output_png=FILE.png
 
 Run from the project root. For every seed the config trains from scratch
-(a fresh run directory, `train.seed` set) with the real `train`; after every
+(a fresh run directory, `RunControl.seed` set) with the real `train`; after every
 episode a hook notes the training time (wall-clock seconds since `train`
 began: set-up, tracing, its own validations and checkpoints included) and,
 at every multiple of `--eval_every_minutes` and at the end, keeps a copy of
@@ -26,7 +26,7 @@ centre-cropped to `--test_crop`, corrupted as the task corrupts (its noise,
 or text) seeded by `(0, image index)`. A config that trains on BSD432
 itself is refused (the split would not be held out). A colour config gets
 its split from the colour training pairs instead: the benchmark's
-`--test_images` pairs are left out of training through `train.list_file`.
+`--test_images` pairs are left out of training through `TrainingData.list_file`.
 
 At every evaluation point: the greedy policy's metric after each step, at
 the count the run would restore for, and the **learned gain**: that metric
@@ -129,8 +129,8 @@ def _test_split(task: tasks_lib.Task, channels: int, bgr: bool,
                                                              'target'),
         test_ids=str(work / 'test_list.txt'), test_dir=None, test_list=None,
         max_test_images=None, test_crop=args.test_crop, noise=None, seed=0)
-    bindings = [f"train.data_source = '{root}'",
-                f"train.list_file = '{work / 'train_list.txt'}'"]
+    bindings = [f"TrainingData.data_source = '{root}'",
+                f"TrainingData.list_file = '{work / 'train_list.txt'}'"]
   else:
     folder = known_files.resolve_path_or_name('bsd432')
     names = sorted(p.name for p in folder.iterdir())
@@ -192,7 +192,7 @@ class Evaluator:
 def _train_seed(args, seed, extra_bindings, work, evaluator_factory):
   """Trains one seed; returns its points (evaluated) and run facts."""
   root_dir = work / f'run_seed{seed}'
-  _parse(args, list(extra_bindings) + [f'train.seed = {seed}'])
+  _parse(args, list(extra_bindings) + [f'RunControl.seed = {seed}'])
   snapshots = Snapshots(60.0 * args.eval_every_minutes, 60.0 * args.minutes)
   started = time.monotonic()
   with open(os.devnull, 'w') as devnull:
@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
   try:
     _parse(args)
     task = train_lib._resolve_task(None)  # pylint: disable=protected-access
-    bound = gin.get_bindings('pixelrl_tf.jobs.train')
+    bound = gin.get_bindings('pixelrl_tf.training.TrainingData')
     _check_held_out(bound.get('data_source', datasets.DEFAULT_SOURCE))
     lab = task.validation_metric == tasks_lib.LAB_DISTANCE
     triples, description, split_bindings = _test_split(

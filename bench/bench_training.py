@@ -16,16 +16,16 @@ Run from the project root (the configs' data paths are relative to it).
 Training: the gin files and bindings are parsed as `pixelrl_tf.train` does
 and `train_lib.train` runs in `--root_dir`; an existing run resumes, so a
 second invocation with a larger budget extends it.
-  * `--num_episodes=N` sets `train.num_episodes` (the budget and the horizon
+  * `--num_episodes=N` sets `Optimization.num_episodes` (the budget and the horizon
     of the learning-rate schedule) and lets an existing run change it
-    (`train.allow_changes` gains `'num_episodes'`).
+    (`RunControl.allow_changes` gains `'num_episodes'`).
   * `--max_minutes=M` trains until the wall-clock time is up: training runs
-    in chunks of `train.stop_after_episodes` episodes (the first of
+    in chunks of `RunControl.stop_after_episodes` episodes (the first of
     `--first_chunk_episodes`), each later one sized from the times measured
     so far so that it ends before the deadline (see `next_chunk`: each chunk
     pays the set-up and tracing again, and the guess is cautious until two
     chunks of different lengths tell set-up and episode time apart). The
-    run's `train.num_episodes` still sets the schedule and a last stop. Both
+    run's `Optimization.num_episodes` still sets the schedule and a last stop. Both
     flags may be given.
   * `--skip_training` evaluates the run as it is.
 
@@ -109,6 +109,7 @@ from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.models import model_io
 from pixelrl_tf.tasks import tasks as tasks_lib
 from pixelrl_tf.training import run_settings
+from pixelrl_tf.training import settings
 from pixelrl_tf.training import triggers
 
 BEST_CHECKPOINT = 'best_checkpoint'
@@ -188,7 +189,7 @@ def next_chunk(chunks: Sequence[Dict[str, float]], remaining: float,
 def budget_bindings(num_episodes: Optional[int]) -> List[str]:
   """The gin bindings an episode budget adds to the user's."""
   return [] if num_episodes is None else [
-      f'train.num_episodes = {int(num_episodes)}']
+      f'Optimization.num_episodes = {int(num_episodes)}']
 
 
 def train_for_budget(root_dir: str, num_episodes: Optional[int] = None,
@@ -198,7 +199,7 @@ def train_for_budget(root_dir: str, num_episodes: Optional[int] = None,
 
   Args:
     root_dir: run directory.
-    num_episodes: the episode budget bound to `train.num_episodes` (see
+    num_episodes: the episode budget bound to `Optimization.num_episodes` (see
       `budget_bindings`), allowed to differ from that of an existing run;
       None: the config's, which an existing run must match.
     max_minutes: wall-clock budget; None trains to the episode budget.
@@ -209,7 +210,7 @@ def train_for_budget(root_dir: str, num_episodes: Optional[int] = None,
       'chunks': [{'episodes', 'seconds'}], 'interrupted', 'val_metric',
       'input_metric', 'metric', 'final_report'}`.
   """
-  allow_changes = tuple(_bound('train.allow_changes', ()))
+  allow_changes = tuple(_bound('RunControl.allow_changes', ()))
   if num_episodes is not None:
     allow_changes += ('num_episodes',)
   start_episode = latest_episode(root_dir)
@@ -225,8 +226,9 @@ def train_for_budget(root_dir: str, num_episodes: Optional[int] = None,
         break
     before = latest_episode(root_dir)
     chunk_started = time.monotonic()
-    result = train_lib.train(root_dir, allow_changes=allow_changes,
-                             stop_after_episodes=chunk)
+    result = train_lib.train(root_dir, run_control=dataclasses.replace(
+        settings.RunControl(), allow_changes=allow_changes,
+        stop_after_episodes=chunk))
     done = result['episode'] - before
     chunks.append({'episodes': done,
                    'seconds': time.monotonic() - chunk_started})
@@ -591,10 +593,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument('--gin_file', action='append', default=[],
                       help='Gin config file (repeatable).')
   parser.add_argument('--gin_bindings', action='append', default=[],
-                      help="Gin binding, e.g. train.seed=1 (repeatable).")
+                      help="Gin binding, e.g. RunControl.seed=1 (repeatable).")
   parser.add_argument('--root_dir', required=True, help='Run directory.')
   parser.add_argument('--num_episodes', type=int, default=None,
-                      help='Episode budget (train.num_episodes).')
+                      help='Episode budget (Optimization.num_episodes).')
   parser.add_argument('--max_minutes', type=float, default=None,
                       help='Wall-clock budget of this invocation.')
   parser.add_argument('--first_chunk_episodes', type=int, default=10,

@@ -62,10 +62,10 @@ STRAY = re.compile(r'(^|/)\.[^/]*\.tmp$|_temp(/|$)|\.tempstate\d+$')
 
 
 def _bindings(args) -> List[str]:
-  return [f'train.num_episodes={args.num_episodes}',
-          'train.checkpoint_interval=1', 'train.eval_interval=5',
-          'train.summary_interval=1', 'train.image_summary_interval=5',
-          'train.final_report=True']
+  return [f'Optimization.num_episodes={args.num_episodes}',
+          'Cadence.checkpoint_interval=1', 'Cadence.eval_interval=5',
+          'Cadence.summary_interval=1', 'Cadence.image_summary_interval=5',
+          'Cadence.final_report=True']
 
 
 def _argv(root_dir: pathlib.Path, args) -> List[str]:

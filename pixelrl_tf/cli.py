@@ -115,11 +115,22 @@ def parse_gin(gin_files, gin_bindings):
     std_logging.getLogger().setLevel(root_level)
 
 
-def parse_gin_or_exit(gin_files, gin_bindings):
-  """`parse_gin`, turning any gin error into one line and exit status 1."""
+def parse_gin_or_exit(gin_files, gin_bindings,
+                      hint_fn: Optional[Callable[[str], Optional[str]]] = None):
+  """`parse_gin`, turning any gin error into one line and exit status 1.
+
+  Args:
+    gin_files: gin files (paths or package config names).
+    gin_bindings: gin bindings.
+    hint_fn: given gin's message, a line to add (e.g. where a setting that
+      moved lives now), or None.
+  """
   try:
     parse_gin(gin_files, gin_bindings)
   except Exception as error:  # pylint: disable=broad-except
+    hint = hint_fn(str(error)) if hint_fn is not None else None
+    if hint:
+      error = ValueError(f'{first_line(error).rstrip(".")}; {hint}')
     fail(error, 'bad gin configuration')
 
 

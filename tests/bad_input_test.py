@@ -492,8 +492,8 @@ def _train_cases(base, images, models):
   def run(name, data, *bindings):
     root = base / 'train_runs' / name
     return [f'--gin_file={tiny}', f'--root_dir={root}',
-            f"--gin_bindings=train.data_source = '{data}'",
-            '--gin_bindings=train.validation_source = None',
+            f"--gin_bindings=TrainingData.data_source = '{data}'",
+            '--gin_bindings=TrainingData.validation_source = None',
             *[f'--gin_bindings={binding}' for binding in bindings]], [root]
 
   small_args, small_watch = run('small', images['small'].parent)
@@ -583,8 +583,8 @@ def _disk_cases(mounts, images, models):
         f'--output_dir={root / "set" / "out"}'], progress_first=True)
     case('train', 'train', [
         f'--gin_file={tiny}', f'--root_dir={root / "train" / "run"}',
-        f"--gin_bindings=train.data_source = '{images['good_gray'].parent}'",
-        '--gin_bindings=train.validation_source = None'])
+        f"--gin_bindings=TrainingData.data_source = '{images['good_gray'].parent}'",
+        '--gin_bindings=TrainingData.validation_source = None'])
   return cases
 
 

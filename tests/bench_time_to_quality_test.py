@@ -45,8 +45,8 @@ def result(tmp_path_factory):
   ran = _bench(f'--gin_file={PROJECT_ROOT / "configs" / "tiny.gin"}',
                '--label=tiny', '--minutes=0.3', '--eval_every_minutes=0.1',
                '--seeds=1,2', '--test_images=2', '--test_crop=24',
-               '--gin_bindings=train.eval_interval = 1000',
-               '--gin_bindings=train.num_episodes = 100000',
+               '--gin_bindings=Cadence.eval_interval = 1000',
+               '--gin_bindings=Optimization.num_episodes = 100000',
                f'--output_json={output}',
                f'--output_markdown={folder / "tiny.md"}',
                f'--output_png={folder / "tiny.png"}')

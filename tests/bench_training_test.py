@@ -150,7 +150,7 @@ def test_gray_run_rows_and_best_fixed_schedule(gray_folder, tmp_path):
               'checkpoints', 'per_image'):
     assert key in report, key
   assert report['gin_files'] == [TINY]
-  assert 'train.num_episodes = 2' in report['gin_bindings']
+  assert 'Optimization.num_episodes = 2' in report['gin_bindings']
   assert set(report['machine']) == {'node', 'processor', 'cpu_count'}
   training = report['training']
   assert not training['skipped']
@@ -237,7 +237,7 @@ def test_colour_paired_run(tmp_path):
   output = tmp_path / 'colour.json'
   _run(f'--gin_file={TINY}', "--gin_bindings=make_task.name='color_enhance'",
        '--gin_bindings=make_task.update_interval=2',
-       f"--gin_bindings=train.data_source='{data}'",
+       f"--gin_bindings=TrainingData.data_source='{data}'",
        f'--root_dir={tmp_path / "run"}', '--num_episodes=2',
        f'--test_input_dir={data / "input"}',
        f'--test_target_dir={data / "target"}', f'--output_json={output}')

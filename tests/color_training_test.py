@@ -20,6 +20,7 @@ from pixelrl_tf.jobs import eval_lib
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.models import model_io
 from pixelrl_tf.tasks import tasks as tasks_lib
+from pixelrl_tf.training import settings
 from pixelrl_tf.visualization import summaries
 
 _WHITE = [1.0, 1.0, 1.0]
@@ -132,9 +133,12 @@ def test_colour_training_then_eval(tmp_path):
   result = train_lib.train(
       run, task=tasks_lib.make_task('color_enhance', t_max=4,
                                     update_interval=2),
-      data_source=data, validation_fraction=0.34, batch_size=2,
-      crop_size=16, filters=8, num_episodes=4, checkpoint_interval=2,
-      summary_interval=1, image_summary_interval=4, eval_interval=2,
+      data=settings.TrainingData(data_source=data, validation_fraction=0.34,
+                                 batch_size=2, crop_size=16),
+      architecture=settings.Architecture(filters=8),
+      optimization=settings.Optimization(num_episodes=4),
+      cadence=settings.Cadence(checkpoint_interval=2, summary_interval=1,
+                               image_summary_interval=4, eval_interval=2),
       progress_stream=stream)
   assert result['episode'] == 4
   assert result['metric'] == 'lab_distance'

@@ -18,10 +18,10 @@ import tensorflow as tf
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
-COMMON = ['train.num_episodes = 3', 'train.batch_size = 4',
-          'train.eval_interval = 100', 'train.final_report = False',
-          'train.image_summary_interval = 100', 'train.checkpoint_interval = 1',
-          'train.update_recompute = True']
+COMMON = ['Optimization.num_episodes = 3', 'TrainingData.batch_size = 4',
+          'Cadence.eval_interval = 100', 'Cadence.final_report = False',
+          'Cadence.image_summary_interval = 100', 'Cadence.checkpoint_interval = 1',
+          'Scale.update_recompute = True']
 
 
 def _command(root_dir, *bindings):
@@ -64,10 +64,10 @@ def one_replica(tmp_path_factory):
 
 def test_mirrored_over_two_cpu_devices_matches_one_replica(tmp_path,
                                                             one_replica):
-  two = ["train.strategy = 'mirrored'", 'train.virtual_cpu_devices = 2']
+  two = ["Scale.strategy = 'mirrored'", 'Scale.virtual_cpu_devices = 2']
   # Stopped after one episode and rerun: the weights of one replica that
   # was never stopped (a wrong split or a wrong resume would differ).
-  _run(tmp_path / 'two', *two, 'train.stop_after_episodes = 1')
+  _run(tmp_path / 'two', *two, 'RunControl.stop_after_episodes = 1')
   result = _run(tmp_path / 'two', *two)
   assert 'resuming from' in result.stderr
   assert 'Using MirroredStrategy' in result.stderr
@@ -92,8 +92,8 @@ def _run_workers(root_dir, *bindings):
     env = dict(os.environ, TF_CONFIG=json.dumps(
         {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
     processes.append(subprocess.Popen(
-        _command(root_dir, "train.strategy = 'multi_worker'",
-                 f'train.worker_timeout_seconds = {HANG_TIMEOUT_SECONDS}', *bindings),
+        _command(root_dir, "Scale.strategy = 'multi_worker'",
+                 f'Scale.worker_timeout_seconds = {HANG_TIMEOUT_SECONDS}', *bindings),
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True))
   outputs = [p.communicate(timeout=HANG_TIMEOUT_SECONDS) for p in processes]
@@ -103,7 +103,7 @@ def _run_workers(root_dir, *bindings):
 
 
 def test_two_workers_match_one_replica_and_resume(tmp_path, one_replica):
-  _run_workers(tmp_path / 'workers', 'train.stop_after_episodes = 2')
+  _run_workers(tmp_path / 'workers', 'RunControl.stop_after_episodes = 2')
   # Only the chief (worker 0) wrote the run directory.
   assert (tmp_path / 'workers' / 'model.json').exists()
   outputs = _run_workers(tmp_path / 'workers')

@@ -29,7 +29,7 @@ def test_gin_file_parses_and_names_a_valid_task(path):
   assert task.t_max >= 1 and task.t_max % task.window == 0
   task.get_action_set()
   task.get_reward_fn()
-  assert gin.query_parameter('train.batch_size') >= 1
+  assert gin.query_parameter('TrainingData.batch_size') >= 1
 
 
 @pytest.mark.parametrize('name,field,value', [
@@ -53,13 +53,13 @@ def test_task_fields(name, field, value):
 
 
 @pytest.mark.parametrize('name,parameter,value', [
-    ('denoise_fcn.gin', 'train.use_conv_gru', False),
-    ('denoise_rmc.gin', 'train.use_reward_map_conv', True),
-    ('denoise.gin', 'train.num_episodes', 30000),
-    ('denoise.gin', 'train.batch_size', 64),
-    ('denoise.gin', 'train.validation_source', 'default'),
+    ('denoise_fcn.gin', 'Architecture.use_conv_gru', False),
+    ('denoise_rmc.gin', 'Architecture.use_reward_map_conv', True),
+    ('denoise.gin', 'Optimization.num_episodes', 30000),
+    ('denoise.gin', 'TrainingData.batch_size', 64),
+    ('denoise.gin', 'TrainingData.validation_source', 'default'),
     ('denoise.gin', 'PixelA2CAgent.gamma', 0.95),
-    ('tiny.gin', 'train.crop_size', 16),
+    ('tiny.gin', 'TrainingData.crop_size', 16),
 ])
 def test_bindings_take_effect(name, parameter, value):
   _parse(name)
@@ -69,7 +69,7 @@ def test_bindings_take_effect(name, parameter, value):
 def test_the_bsd_configs_train_on_the_whole_list():
   _parse('denoise.gin')
   with pytest.raises(ValueError):
-    gin.query_parameter('train.validation_fraction')
+    gin.query_parameter('TrainingData.validation_fraction')
 
 
 def test_command_line_bindings_override_files():

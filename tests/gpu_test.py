@@ -33,9 +33,9 @@ EPISODES = 3
 # The mixed-precision runs keep a checkpoint after every episode, so that
 # the update from the first checkpoint to the last can be compared.
 UPDATE_EPISODES = 4
-UPDATE_BINDINGS = ('train.checkpoint_interval = 1',
-                   f'train.keep_checkpoints = {UPDATE_EPISODES}',
-                   'train.update_recompute = False')
+UPDATE_BINDINGS = ('Cadence.checkpoint_interval = 1',
+                   f'Cadence.keep_checkpoints = {UPDATE_EPISODES}',
+                   'Scale.update_recompute = False')
 # Both runs start from the same seeded weights and draw the same noise,
 # crops and action-sampling numbers; reduced precision changes only the
 # rounding and the actions sampled at pixels whose probabilities nearly tie
@@ -50,9 +50,9 @@ def _train(root_dir, *bindings, batch_size=4, episodes=EPISODES):
   result = subprocess.run(
       [sys.executable, '-m', 'pixelrl_tf.train', f'--gin_file={TINY}',
        f'--root_dir={root_dir}',
-       f'--gin_bindings=train.num_episodes={episodes}',
-       f'--gin_bindings=train.batch_size={batch_size}',
-       '--gin_bindings=train.final_report=False',
+       f'--gin_bindings=Optimization.num_episodes={episodes}',
+       f'--gin_bindings=TrainingData.batch_size={batch_size}',
+       '--gin_bindings=Cadence.final_report=False',
        *[f'--gin_bindings={b}' for b in bindings]],
       cwd=PROJECT_ROOT, capture_output=True, text=True,
       timeout=HANG_TIMEOUT_SECONDS)
@@ -99,7 +99,7 @@ def float32_update(tmp_path_factory):
 @pytest.mark.parametrize('policy', ['mixed_float16', 'mixed_bfloat16'])
 def test_mixed_precision_training_follows_float32(tmp_path, policy,
                                                   float32_update):
-  _train(tmp_path, *UPDATE_BINDINGS, f"train.mixed_precision = '{policy}'",
+  _train(tmp_path, *UPDATE_BINDINGS, f"Scale.mixed_precision = '{policy}'",
          episodes=UPDATE_EPISODES)
   update = _update(tmp_path)
   assert update.keys() == float32_update.keys()
@@ -118,7 +118,7 @@ def test_mixed_precision_training_follows_float32(tmp_path, policy,
 
 def test_xla_training_matches_the_graph_within_tolerance(tmp_path):
   _train(tmp_path / 'graph')
-  _train(tmp_path / 'xla', 'train.jit_compile = True')
+  _train(tmp_path / 'xla', 'Scale.jit_compile = True')
   _assert_weights_close(tmp_path / 'xla', tmp_path / 'graph')
 
 
@@ -129,7 +129,7 @@ def test_xla_training_matches_the_graph_within_tolerance(tmp_path):
 def test_mirrored_over_the_local_gpus_matches_one_replica(tmp_path):
   batch_size = 2 * len(GPUS)
   _train(tmp_path / 'one', batch_size=batch_size)
-  result = _train(tmp_path / 'mirrored', "train.strategy = 'mirrored'",
+  result = _train(tmp_path / 'mirrored', "Scale.strategy = 'mirrored'",
                   batch_size=batch_size)
   assert 'Using MirroredStrategy' in result.stderr
   _assert_weights_close(tmp_path / 'mirrored', tmp_path / 'one')

@@ -40,8 +40,8 @@ def test_train_with_it_from_the_command_line_then_restore(tmp_path):
        f'--root_dir={run_dir}',
        '--gin_bindings=import examples.guided_filter_action',
        "--gin_bindings=make_task.action_set = 'denoise_guided'",
-       '--gin_bindings=train.num_episodes = 2',
-       '--gin_bindings=train.final_report = False'],
+       '--gin_bindings=Optimization.num_episodes = 2',
+       '--gin_bindings=Cadence.final_report = False'],
       cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr
   config = model_io.read_model_config(str(run_dir))

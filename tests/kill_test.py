@@ -52,9 +52,9 @@ from conftest import HANG_TIMEOUT_SECONDS
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = 'configs/tiny.gin'
-BINDINGS = ('train.num_episodes=6', 'train.checkpoint_interval=1',
-            'train.eval_interval=2', 'train.summary_interval=1',
-            'train.image_summary_interval=2', 'train.final_report=True')
+BINDINGS = ('Optimization.num_episodes=6', 'Cadence.checkpoint_interval=1',
+            'Cadence.eval_interval=2', 'Cadence.summary_interval=1',
+            'Cadence.image_summary_interval=2', 'Cadence.final_report=True')
 NUM_EPISODES = 6
 KILL_AT_ENV = 'PIXELRL_KILL_AT'
 KILLED_MARK = 'killed at '

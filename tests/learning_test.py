@@ -154,16 +154,16 @@ def _train(root_dir, data_dir, task, episodes, learning_rate, seed,
   gin.clear_config()
   cli.parse_gin([str(PROJECT_ROOT / 'configs' / 'tiny.gin')], [
       f"make_task.name = '{task}'",
-      f"train.data_source = '{data_dir / 'train'}'",
-      f"train.validation_source = '{data_dir / 'validation'}'",
-      'train.max_validation_images = None',
-      'train.batch_size = 8', 'train.crop_size = 16', 'train.filters = 16',
-      'train.use_conv_gru = False', f'train.num_episodes = {episodes}',
-      f'train.learning_rate = {learning_rate}',
-      f'train.eval_interval = {episodes}',
-      f'train.checkpoint_interval = {episodes}',
-      'train.summary_interval = 1', 'train.choose_inference_steps = False',
-      'train.image_summary_interval = 100000', f'train.seed = {seed}',
+      f"TrainingData.data_source = '{data_dir / 'train'}'",
+      f"TrainingData.validation_source = '{data_dir / 'validation'}'",
+      'TrainingData.max_validation_images = None',
+      'TrainingData.batch_size = 8', 'TrainingData.crop_size = 16', 'Architecture.filters = 16',
+      'Architecture.use_conv_gru = False', f'Optimization.num_episodes = {episodes}',
+      f'Optimization.learning_rate = {learning_rate}',
+      f'Cadence.eval_interval = {episodes}',
+      f'Cadence.checkpoint_interval = {episodes}',
+      'Cadence.summary_interval = 1', 'Cadence.choose_inference_steps = False',
+      'Cadence.image_summary_interval = 100000', f'RunControl.seed = {seed}',
       *bindings])
   with open(os.devnull, 'w') as stream:
     return train_lib.train(str(root_dir), progress_stream=stream)
@@ -180,7 +180,7 @@ def train_bandit(root_dir, data_dir, seed, bindings=()):
   return _train(root_dir, data_dir, 'bandit_test', BANDIT_EPISODES,
                 BANDIT_LEARNING_RATE, seed, [
                     f'PixelA2CAgent.entropy_coef = {BANDIT_BETA}',
-                    'train.final_report = False', *bindings])
+                    'Cadence.final_report = False', *bindings])
 
 
 def train_scalars(root_dir, tag):

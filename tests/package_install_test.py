@@ -98,15 +98,15 @@ def test_the_console_entry_point_trains_a_bare_named_config_elsewhere(
   run = tmp_path / 'run'
   trained = subprocess.run(
       [str(installed / 'bin' / 'pixelrl-train'), '--gin_file=tiny.gin',
-       f'--root_dir={run}', '--gin_bindings=train.num_episodes = 2',
-       '--gin_bindings=train.eval_interval = 100',
-       '--gin_bindings=train.final_report = False'],
+       f'--root_dir={run}', '--gin_bindings=Optimization.num_episodes = 2',
+       '--gin_bindings=Cadence.eval_interval = 100',
+       '--gin_bindings=Cadence.final_report = False'],
       capture_output=True, text=True, cwd=tmp_path, env=_clean_environment(),
       timeout=HANG_TIMEOUT_SECONDS)
   assert trained.returncode == 0, trained.stderr
   operative = (run / 'operative_config-0.gin').read_text()
-  assert 'train.num_episodes = 2' in operative
-  assert 'train.crop_size = 16' in operative  # from tiny.gin, found by name
+  assert 'Optimization.num_episodes = 2' in operative
+  assert 'TrainingData.crop_size = 16' in operative  # from tiny.gin, found by name
   assert 'episode 2/2' in trained.stdout + trained.stderr
   assert 'model_checkpoint_path' in (run / 'train' / 'checkpoint').read_text()
 
@@ -158,7 +158,7 @@ def test_bare_names_resolve_in_the_checkout_and_paths_still_work(tmp_path):
 
 def test_a_users_config_includes_a_package_config_by_name(tmp_path):
   own = tmp_path / 'mine.gin'
-  own.write_text("include 'tiny.gin'\ntrain.batch_size = 3\n")
+  own.write_text("include 'tiny.gin'\nTrainingData.batch_size = 3\n")
   cli.parse_gin([str(own)], [])
-  assert gin.query_parameter('train.batch_size') == 3
-  assert gin.query_parameter('train.crop_size') == 16
+  assert gin.query_parameter('TrainingData.batch_size') == 3
+  assert gin.query_parameter('TrainingData.crop_size') == 16

@@ -59,8 +59,8 @@ def _expected_noisy_psnr(clean, noise):
 def test_noise_models_train_and_evaluate(tmp_path, task, noise):
   result = _train(tmp_path, [f'make_task.name = "{task}"',
                              f'make_task.noise = "{noise}"',
-                             'train.num_episodes = 2',
-                             'train.eval_interval = 2'])
+                             'Optimization.num_episodes = 2',
+                             'Cadence.eval_interval = 2'])
   assert result['episode'] == 2
   assert result['task'].noise == noise
   # The validation inputs carry the task's noise: their PSNR is the one its
@@ -87,8 +87,8 @@ def test_text_removal_with_windowed_updates(tmp_path):
   result = _train(run_dir, ['make_task.name = "text_removal"',
                             'make_task.t_max = 4',
                             'make_task.update_interval = 2',
-                            'train.num_episodes = 2',
-                            'train.eval_interval = 2'])
+                            'Optimization.num_episodes = 2',
+                            'Cadence.eval_interval = 2'])
   assert result['episode'] == 2
   # Two updates per episode: the agent's step counter counts them.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

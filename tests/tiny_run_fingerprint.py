@@ -21,7 +21,7 @@ import tensorflow as tf
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 GOLDEN_FILE = PROJECT_ROOT / 'tests' / 'golden' / 'tiny_run.json'
-BINDINGS = ('train.choose_inference_steps = True',
+BINDINGS = ('Cadence.choose_inference_steps = True',
             'PixelA2CAgent.summarize_grads_and_vars = True')
 FIRST_START_EPISODES = 4
 # Scalars that are wall-clock times, compared by tag and step only.
@@ -115,7 +115,7 @@ def train_tiny_run(root_dir):
     gin.clear_config()
     cli.parse_gin([str(PROJECT_ROOT / 'configs' / 'tiny.gin')],
                   list(BINDINGS) +
-                  [f'train.stop_after_episodes = {stop_after!r}'])
+                  [f'RunControl.stop_after_episodes = {stop_after!r}'])
     train_lib.train(str(root_dir), progress_stream=_Quiet())
   gin.clear_config()
   return fingerprint(root_dir)

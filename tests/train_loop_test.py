@@ -6,11 +6,13 @@ which `tests/tiny_run_fingerprint.py` wrote.
 """
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
 import re
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,6 +23,7 @@ from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.tasks import tasks as tasks_lib
 from pixelrl_tf.training import loop
 from pixelrl_tf.training import progress
+from pixelrl_tf.training import settings
 from pixelrl_tf.training import triggers
 
 # Floats may differ in the last bits between CPUs (another oneDNN kernel).
@@ -383,3 +386,26 @@ def test_the_poly_schedule_sets_the_optimizer():
   rate = schedule(5)
   assert rate == pytest.approx(1e-3 * 0.5 ** 0.9, rel=1e-6)
   assert float(optimizer.learning_rate.numpy()) == rate
+
+
+def test_every_setting_has_one_part_and_one_binding():
+  fields = [field.name for part in settings.PARTS
+            for field in dataclasses.fields(part)]
+  assert len(fields) == len(set(fields)) == len(settings.PART_OF)
+  assert settings.binding('batch_size', 8) == 'TrainingData.batch_size = 8'
+  assert settings.binding('num_episodes', 5) == (
+      'Optimization.num_episodes = 5')
+  gin.clear_config()
+  try:
+    gin.parse_config([settings.binding('eval_interval', 7),
+                      settings.binding('allow_changes', ['seed'])])
+    assert settings.Cadence().eval_interval == 7
+    assert settings.Cadence().summary_interval == 50
+    assert tuple(settings.RunControl().allow_changes) == ('seed',)
+  finally:
+    gin.clear_config()
+  assert settings.moved_binding_hint(
+      "Configurable 'train' doesn't have a parameter named 'crop_size'."
+  ).startswith('train.crop_size is now TrainingData.crop_size')
+  assert settings.moved_binding_hint(
+      "Configurable 'train' doesn't have a parameter named 'nope'.") is None

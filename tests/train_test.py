@@ -21,6 +21,7 @@ from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.models import model_io
 from pixelrl_tf.training import progress
 from pixelrl_tf.training import run_settings
+from pixelrl_tf.training import settings
 
 TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 
@@ -33,7 +34,7 @@ def _run_cli(module, *args, timeout=HANG_TIMEOUT_SECONDS):
 
 def _train_tiny(root_dir, stream, **bindings):
   gin.clear_config()
-  cli.parse_gin([TINY], [f'train.{k} = {v!r}' for k, v in bindings.items()])
+  cli.parse_gin([TINY], [settings.binding(k, v) for k, v in bindings.items()])
   return train_lib.train(str(root_dir), progress_stream=stream)
 
 
@@ -161,10 +162,10 @@ def test_every_training_binding_reaches_its_object(tmp_path):
       'make_task.t_max = 4', 'make_task.update_interval = 2',
       'make_task.action_set = "denoise_basic"',
       'make_task.max_rotation_degrees = 5.0',
-      'train.filters = 4', 'train.use_conv_gru = False',
-      'train.use_reward_map_conv = True', 'train.reward_map_size = 5',
-      'train.update_recompute = False', 'train.num_episodes = 1',
-      'train.eval_interval = 100', 'train.final_report = False',
+      'Architecture.filters = 4', 'Architecture.use_conv_gru = False',
+      'Architecture.use_reward_map_conv = True', 'Architecture.reward_map_size = 5',
+      'Scale.update_recompute = False', 'Optimization.num_episodes = 1',
+      'Cadence.eval_interval = 100', 'Cadence.final_report = False',
   ]
   gin.clear_config()
   cli.parse_gin([TINY], bindings)
@@ -200,9 +201,9 @@ def test_every_training_binding_reaches_its_object(tmp_path):
 
 def test_the_step_count_chosen_on_validation_is_stored_and_used(tmp_path):
   gin.clear_config()
-  cli.parse_gin([TINY], ['make_task.t_max = 4', 'train.num_episodes = 3',
-                         'train.eval_interval = 3',
-                         'train.choose_inference_steps = True'])
+  cli.parse_gin([TINY], ['make_task.t_max = 4', 'Optimization.num_episodes = 3',
+                         'Cadence.eval_interval = 3',
+                         'Cadence.choose_inference_steps = True'])
   result = train_lib.train(str(tmp_path),
                            progress_stream=open(os.devnull, 'w'))
   report = json.loads((tmp_path / 'final_report.json').read_text())
@@ -245,8 +246,8 @@ def test_a_stored_step_count_outside_the_model_is_refused(tmp_path):
 
 def test_sigint_saves_and_the_rerun_resumes(tmp_path):
   args = [sys.executable, '-m', 'pixelrl_tf.train', f'--gin_file={TINY}',
-          f'--root_dir={tmp_path}', '--gin_bindings=train.num_episodes=1000',
-          '--gin_bindings=train.checkpoint_interval=1000']
+          f'--root_dir={tmp_path}', '--gin_bindings=Optimization.num_episodes=1000',
+          '--gin_bindings=Cadence.checkpoint_interval=1000']
   process = subprocess.Popen(args, cwd=PROJECT_ROOT, stderr=subprocess.PIPE,
                              text=True)
   deadline = time.time() + HANG_TIMEOUT_SECONDS
@@ -264,8 +265,8 @@ def test_sigint_saves_and_the_rerun_resumes(tmp_path):
       os.path.join(tmp_path, 'train')).rsplit('-', 1)[1])
   assert saved >= 1
   lines = _Lines()
-  _parse_tiny('train.num_episodes = 1000', 'train.checkpoint_interval = 1000',
-              'train.stop_after_episodes = 1')
+  _parse_tiny('Optimization.num_episodes = 1000', 'Cadence.checkpoint_interval = 1000',
+              'RunControl.stop_after_episodes = 1')
   rerun = train_lib.train(str(tmp_path), progress_stream=lines)
   assert f'at episode {saved}' in lines.text
   assert rerun['episode'] == saved + 1
@@ -282,9 +283,9 @@ def command_lines(tmp_path_factory):
   root = str(base / 'run')
   paper = [f'--gin_file={PROJECT_ROOT / "configs" / "denoise.gin"}',
            f'--root_dir={base / "paper_run"}']
-  named_init = [f'--gin_file={TINY}', '--gin_bindings=train.num_episodes = 1',
-                '--gin_bindings=train.eval_interval = 100',
-                '--gin_bindings=train.final_report = False',
+  named_init = [f'--gin_file={TINY}', '--gin_bindings=Optimization.num_episodes = 1',
+                '--gin_bindings=Cadence.eval_interval = 100',
+                '--gin_bindings=Cadence.final_report = False',
                 "--gin_bindings=initialise_network.init_caffemodel = "
                 "'ircnn_denoise_15_gray'"]
   fresh = _fresh_machine_env(base / 'named init')
@@ -298,11 +299,14 @@ def command_lines(tmp_path_factory):
       'bad binding': cli_driver.Case(
           [f'--gin_file={TINY}', f'--root_dir={root}',
            '--gin_bindings=train.no_such_parameter = 1']),
+      'moved binding': cli_driver.Case(
+          [f'--gin_file={TINY}', f'--root_dir={root}',
+           '--gin_bindings=train.batch_size = 4']),
       'missing gin file': cli_driver.Case(
           ['--gin_file=configs/nope.gin', f'--root_dir={root}']),
       'missing data folder': cli_driver.Case(
           [f'--gin_file={TINY}', f'--root_dir={root}',
-           f'--gin_bindings=train.data_source = "{base}/nope"']),
+           f'--gin_bindings=TrainingData.data_source = "{base}/nope"']),
       'paper config offline': cli_driver.Case(
           paper, _fresh_machine_env(base / 'offline')),
       'paper config server down': cli_driver.Case(
@@ -321,6 +325,15 @@ def test_bad_gin_is_one_line(command_lines):
   missing = command_lines['missing gin file']
   assert missing.status == 1
   assert 'nope.gin does not exist' in missing.stderr
+  # A setting of an earlier layout says where it lives now.
+  moved = command_lines['moved binding']
+  assert moved.status == 1
+  lines = moved.stderr.strip().splitlines()
+  assert len(lines) == 1, moved.stderr
+  assert lines[0].endswith('train.batch_size is now TrainingData.batch_size '
+                           '(the run settings are in parts: TrainingData, '
+                           'Architecture, Optimization, Scale, Cadence, '
+                           'RunControl)'), lines[0]
 
 
 def test_missing_data_folder_is_one_line(command_lines):
@@ -354,23 +367,23 @@ def _parse_tiny(*bindings):
 # A rerun that changes guarded settings, what the refusal must name, and the
 # override it offers.
 _GUARDED_CHANGES = [
-    (('train.seed = 1', 'train.batch_size = 4'),
+    (('RunControl.seed = 1', 'TrainingData.batch_size = 4'),
      ('seed 0 -> 1', 'batch_size 2 -> 4'), ['seed', 'batch_size']),
-    (('train.crop_size = 24',), ('crop_size 16 -> 24',), ['crop_size']),
+    (('TrainingData.crop_size = 24',), ('crop_size 16 -> 24',), ['crop_size']),
     (("make_task.noise = 'gaussian:15'",),
      ("task.noise 'gaussian:25' -> 'gaussian:15'",), ['task']),
     # The task's name is part of the model too: no override for that.
     (("make_task.name = 'poisson'",),
      ("model.task 'denoise' -> 'poisson'", "task.name 'denoise' -> "
       "'poisson'", 'a different model'), None),
-    (("train.data_source = 'bsd432'",), ("data_source 'default' -> ",),
+    (("TrainingData.data_source = 'bsd432'",), ("data_source 'default' -> ",),
      ['data_source']),
-    (('train.num_episodes = 5',), ('num_episodes 3 -> 5',),
+    (('Optimization.num_episodes = 5',), ('num_episodes 3 -> 5',),
      ['num_episodes']),
-    (('train.learning_rate = 0.002', 'train.learning_rate_power = 1.0'),
+    (('Optimization.learning_rate = 0.002', 'Optimization.learning_rate_power = 1.0'),
      ('learning_rate 0.001 -> 0.002', 'learning_rate_power 0.9 -> 1.0'),
      ['learning_rate', 'learning_rate_power']),
-    (('train.adam_epsilon = 1e-06',), ('adam_epsilon 1e-08 -> 1e-06',),
+    (('Optimization.adam_epsilon = 1e-06',), ('adam_epsilon 1e-08 -> 1e-06',),
      ['adam_epsilon']),
     (('PixelA2CAgent.gamma = 0.9', 'PixelA2CAgent.entropy_coef = 0.02'),
      ('agent.gamma 0.95 -> 0.9', 'agent.entropy_coef 0.01 -> 0.02'),
@@ -381,33 +394,33 @@ _GUARDED_CHANGES = [
      ('agent.value_loss_coef 0.5 -> 1.0', 'agent.reward_scale 1.0 -> 2.0',
       'agent.gradient_clip_norm None -> 1.0',
       'agent.reward_map_policy_gradient False -> True'), ['agent']),
-    (("train.mixed_precision = 'mixed_bfloat16'",),
+    (("Scale.mixed_precision = 'mixed_bfloat16'",),
      ("mixed_precision None -> 'mixed_bfloat16'",), ['mixed_precision']),
     # A changed validation split would move training images into it.
-    (('train.validation_fraction = 0.3',),
+    (('TrainingData.validation_fraction = 0.3',),
      ('validation_fraction None -> 0.3',), ['validation_fraction']),
-    (("train.validation_source = '/elsewhere'", 'train.max_validation_images'
+    (("TrainingData.validation_source = '/elsewhere'", 'TrainingData.max_validation_images'
       ' = 2'), ("validation_source None -> '/elsewhere'",
                 'max_validation_images 1 -> 2'),
      ['validation_source', 'max_validation_images']),
-    (('train.choose_inference_steps = True',),
+    (('Cadence.choose_inference_steps = True',),
      ('choose_inference_steps False -> True',), ['choose_inference_steps']),
 ]
 # What a resume may change: the settings that alter neither the trajectory
 # nor the validation split (only how the same update is computed, or what
 # is logged and when).
-_FREE_CHANGES = ("train.update_recompute = True",
+_FREE_CHANGES = ("Scale.update_recompute = True",
                  'PixelA2CAgent.max_update_batch = 1',
-                 'train.summary_interval = 2', 'train.checkpoint_interval = 1',
-                 'train.keep_checkpoints = 5')
+                 'Cadence.summary_interval = 2', 'Cadence.checkpoint_interval = 1',
+                 'Cadence.keep_checkpoints = 5')
 
 
 def test_resume_guards_name_every_difference(tmp_path):
   stream = open(os.devnull, 'w')
   _train_tiny(tmp_path, stream, num_episodes=3, stop_after_episodes=1,
               eval_interval=100, final_report=False)
-  base = ('train.num_episodes = 3', 'train.eval_interval = 100',
-          'train.final_report = False')
+  base = ('Optimization.num_episodes = 3', 'Cadence.eval_interval = 100',
+          'Cadence.final_report = False')
   files_before = sorted(os.listdir(tmp_path))
   for bindings, named, keys in _GUARDED_CHANGES:
     _parse_tiny(*base, *bindings)
@@ -420,7 +433,7 @@ def test_resume_guards_name_every_difference(tmp_path):
       assert text in message, (bindings, message)
     assert 'new --root_dir' in message, message
     if keys:
-      assert f'train.allow_changes = {keys!r}' in message, message
+      assert f'RunControl.allow_changes = {keys!r}' in message, message
     else:
       assert 'allow_changes' not in message, message
     # Refused before anything was written.
@@ -436,14 +449,14 @@ def test_resume_guards_name_every_difference(tmp_path):
   run_json.write_text(json.dumps(older))
   # Extending the budget is deliberate: allowed by name; the free settings
   # need nothing.
-  _parse_tiny(*base, 'train.num_episodes = 4',
-              "train.allow_changes = ['num_episodes']", *_FREE_CHANGES)
+  _parse_tiny(*base, 'Optimization.num_episodes = 4',
+              "RunControl.allow_changes = ['num_episodes']", *_FREE_CHANGES)
   result = train_lib.train(str(tmp_path), progress_stream=stream)
   assert result['episode'] == 4
   assert json.loads(run_json.read_text())['agent'] == stored['agent']
   # Every start keeps its operative configuration.
   assert (tmp_path / 'operative_config-0.gin').exists()
-  assert 'train.num_episodes = 4' in (
+  assert 'Optimization.num_episodes = 4' in (
       tmp_path / 'operative_config-1.gin').read_text()
   assert json.loads((tmp_path / 'run.json').read_text())['num_episodes'] == 4
 
@@ -452,8 +465,8 @@ def test_operative_configs_of_starts_at_one_episode_are_all_kept(tmp_path):
   # Runs that stop before their first checkpoint start again at episode 0;
   # each configuration that differs is kept, a repeated one is not copied.
   written = []
-  for text in ('train.eval_interval = 100\n', 'train.eval_interval = 100\n',
-               'train.eval_interval = 50\n', 'train.eval_interval = 100\n'):
+  for text in ('Cadence.eval_interval = 100\n', 'Cadence.eval_interval = 100\n',
+               'Cadence.eval_interval = 50\n', 'Cadence.eval_interval = 100\n'):
     path = run_settings.write_operative_config(str(tmp_path), 0, text)
     written.append(os.path.basename(path))
   assert written == ['operative_config-0.gin', 'operative_config-0.gin',
@@ -461,7 +474,7 @@ def test_operative_configs_of_starts_at_one_episode_are_all_kept(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ['operative_config-0-2.gin',
                                           'operative_config-0.gin']
   assert (tmp_path / 'operative_config-0-2.gin').read_text() == (
-      'train.eval_interval = 50\n')
+      'Cadence.eval_interval = 50\n')
 
 
 def test_damaged_or_missing_checkpoints_are_one_line_and_never_trained_over(
@@ -473,8 +486,8 @@ def test_damaged_or_missing_checkpoints_are_one_line_and_never_trained_over(
   data = next(train_dir.glob('ckpt-2.data-*'))
   data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2])
   before = sorted(os.listdir(train_dir))
-  _parse_tiny('train.num_episodes = 2', 'train.checkpoint_interval = 1',
-              'train.eval_interval = 100', 'train.final_report = False')
+  _parse_tiny('Optimization.num_episodes = 2', 'Cadence.checkpoint_interval = 1',
+              'Cadence.eval_interval = 100', 'Cadence.final_report = False')
   with pytest.raises(train_lib.TrainingError) as error:
     train_lib.train(str(tmp_path), progress_stream=stream)
   # gin appends the configurable's name on a second line; the commands
@@ -507,7 +520,7 @@ def test_a_foreign_checkpoint_to_start_from_is_one_line(tmp_path):
   other = tmp_path / 'other'
   config = model_io.ModelConfig(filters=4, t_max=2)
   model_io.save_model(str(other), config, model_io.build_network(config))
-  _parse_tiny('train.num_episodes = 1', 'train.eval_interval = 100',
+  _parse_tiny('Optimization.num_episodes = 1', 'Cadence.eval_interval = 100',
               f'initialise_network.init_checkpoint = {str(other)!r}')
   with pytest.raises(model_io.CheckpointError) as error:
     train_lib.train(str(tmp_path / 'run'), progress_stream=stream)
@@ -519,7 +532,7 @@ def test_a_foreign_checkpoint_to_start_from_is_one_line(tmp_path):
 def test_an_unwritable_run_directory_is_one_line(tmp_path):
   blocker = tmp_path / 'file'
   blocker.write_text('not a directory')
-  _parse_tiny('train.num_episodes = 1')
+  _parse_tiny('Optimization.num_episodes = 1')
   with pytest.raises(train_lib.TrainingError,
                      match='cannot create the run directory'):
     train_lib.train(str(blocker / 'run'), progress_stream=open(os.devnull,
@@ -545,9 +558,9 @@ def test_a_non_finite_update_is_not_applied_and_nothing_is_saved(tmp_path):
               final_report=False)
   saved = _checkpoint_values(tmp_path)
   gin.clear_config()
-  cli.parse_gin([TINY], ['train.num_episodes = 4', 'train.eval_interval = 100',
-                         'train.final_report = False',
-                         "train.allow_changes = ['num_episodes', 'agent']",
+  cli.parse_gin([TINY], ['Optimization.num_episodes = 4', 'Cadence.eval_interval = 100',
+                         'Cadence.final_report = False',
+                         "RunControl.allow_changes = ['num_episodes', 'agent']",
                          # Infinite rewards: non-finite returns and gradients.
                          'PixelA2CAgent.reward_scale = 1e400'])
   with pytest.raises(train_lib.TrainingError,
@@ -613,8 +626,8 @@ def test_a_named_initialisation_is_resolved_from_the_data_root(tmp_path):
   if source is None:
     pytest.skip('needs the IRCNN weights under PIXELRL_DATA_ROOT')
   lines = _Lines()
-  _parse_tiny('train.num_episodes = 1', 'train.eval_interval = 100',
-              'train.final_report = False', 'train.filters = 64',
+  _parse_tiny('Optimization.num_episodes = 1', 'Cadence.eval_interval = 100',
+              'Cadence.final_report = False', 'Architecture.filters = 64',
               "initialise_network.init_caffemodel = 'ircnn_denoise_15_gray'")
   train_lib.train(str(tmp_path), progress_stream=lines)
   assert (f'trunk and branches initialised from ircnn_denoise_15_gray '

@@ -28,8 +28,8 @@ TINY = str(PROJECT_ROOT / 'configs' / 'tiny.gin')
 
 def _train(root_dir, *bindings, stream=None):
   gin.clear_config()
-  cli.parse_gin([TINY], ['train.eval_interval = 100',
-                         'train.final_report = False', *bindings])
+  cli.parse_gin([TINY], ['Cadence.eval_interval = 100',
+                         'Cadence.final_report = False', *bindings])
   with open(os.devnull, 'w') as devnull:
     return train_lib.train(str(root_dir), progress_stream=stream or devnull)
 
@@ -56,7 +56,7 @@ def test_auto_precision_is_chosen_printed_and_recorded(monkeypatch, tmp_path):
     monkeypatch.setattr(hardware, 'native_bfloat16', lambda n=native: n)
     lines = io.StringIO()
     result = _train(tmp_path / (native or 'none'),
-                    "train.mixed_precision = 'auto'", 'train.num_episodes = 1',
+                    "Scale.mixed_precision = 'auto'", 'Optimization.num_episodes = 1',
                     stream=lines)
     assert result['mixed_precision'] == policy
     stored = json.loads((tmp_path / (native or 'none') / 'run.json')
@@ -90,14 +90,14 @@ def _histogram(directory, tag, step):
 
 def test_gradient_and_debug_histograms_reach_tensorboard(tmp_path):
   # Without the options: no histogram.
-  _train(tmp_path, 'train.num_episodes = 4', 'train.stop_after_episodes = 1')
+  _train(tmp_path, 'Optimization.num_episodes = 4', 'RunControl.stop_after_episodes = 1')
   assert not any(tag.startswith(('gradients/', 'variables/', 'debug/'))
                  for tags in _tags_by_step(tmp_path / 'train').values()
                  for tag in tags)
   # Turned on for the resume (they change nothing that is guarded):
   # written at the scalar-summary episodes (every 2nd and the last) only.
-  _train(tmp_path, 'train.num_episodes = 5', "train.allow_changes = "
-         "['num_episodes']", 'train.summary_interval = 2',
+  _train(tmp_path, 'Optimization.num_episodes = 5', "RunControl.allow_changes = "
+         "['num_episodes']", 'Cadence.summary_interval = 2',
          'PixelA2CAgent.summarize_grads_and_vars = True',
          'PixelA2CAgent.debug_summaries = True')
   tags = _tags_by_step(tmp_path / 'train')
@@ -173,8 +173,8 @@ def test_a_list_file_selects_the_training_pairs(tmp_path):
 
 def test_validation_source_and_fraction_together_are_one_line(tmp_path):
   with pytest.raises(ValueError) as error:
-    _train(tmp_path / 'run', "train.validation_source = 'default'",
-           'train.validation_fraction = 0.2')
+    _train(tmp_path / 'run', "TrainingData.validation_source = 'default'",
+           'TrainingData.validation_fraction = 0.2')
   message = cli.first_line(error.value)
   assert 'validation_source or validation_fraction, not both' in message
   assert not (tmp_path / 'run' / 'model.json').exists()

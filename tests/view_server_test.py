@@ -59,9 +59,9 @@ MAX_PIXELS = 6_000
 def trained_run(tmp_path_factory):
   run_dir = tmp_path_factory.mktemp('view') / 'run'
   gin.clear_config()
-  cli.parse_gin([TINY], ['train.num_episodes = 2', 'train.eval_interval = 2',
-                         'train.checkpoint_interval = 2',
-                         'train.final_report = False'])
+  cli.parse_gin([TINY], ['Optimization.num_episodes = 2', 'Cadence.eval_interval = 2',
+                         'Cadence.checkpoint_interval = 2',
+                         'Cadence.final_report = False'])
   with open(os.devnull, 'w') as stream:
     train_lib.train(str(run_dir), progress_stream=stream)
   gin.clear_config()

@@ -27,12 +27,13 @@ configuration of every start), TensorBoard event files under `train/` and
 `eval/`.
 """
 
+import dataclasses
 import json
 import os
 import sys
 import tempfile
 import time
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, TextIO
 
 import gin
 import tensorflow as tf
@@ -52,6 +53,7 @@ from pixelrl_tf.tasks import tasks as tasks_lib
 from pixelrl_tf.training import loop
 from pixelrl_tf.training import progress
 from pixelrl_tf.training import run_settings
+from pixelrl_tf.training import settings as settings_lib
 from pixelrl_tf.training import triggers
 from pixelrl_tf.training import validation
 
@@ -71,58 +73,29 @@ _KEPT_MAPS_PER_STEP = 40
 TrainingError = triggers.TrainingError
 EpisodeEnd = triggers.EpisodeEnd
 EpisodeHook = triggers.EpisodeHook
+moved_binding_hint = settings_lib.moved_binding_hint
 
 
 @gin.configurable(module='pixelrl_tf.jobs',
-                  denylist=['root_dir', 'episode_hooks'])
-def train(root_dir,
-          # Task and data.
+                  denylist=['root_dir', 'progress_stream', 'episode_hooks'])
+def train(root_dir: str,
           task=None,
-          data_source=datasets.DEFAULT_SOURCE,
-          list_file=None,
-          validation_source=None,
-          validation_fraction=None,
-          max_validation_images=None,
-          batch_size=64,
-          crop_size=70,
-          # Model.
-          filters=64,
-          use_conv_gru=True,
-          use_reward_map_conv=False,
-          reward_map_size=33,
-          # Optimizer and schedule.
-          learning_rate=1e-3,
-          learning_rate_power=0.9,
-          adam_epsilon=1e-8,
-          num_episodes=30000,
-          # Scale.
-          strategy='default',
-          update_recompute='auto',
-          jit_compile=False,
-          mixed_precision=None,
-          worker_timeout_seconds=300.0,
-          virtual_cpu_devices=None,
-          # Logging and checkpoints.
-          checkpoint_interval=500,
-          summary_interval=50,
-          image_summary_interval=500,
-          eval_interval=500,
-          choose_inference_steps=False,
-          keep_checkpoints=3,
-          loss_growth_warning_factor=10.0,
-          final_report=True,
-          # Run control.
-          seed=0,
-          allow_changes=(),
-          stop_after_episodes=None,
-          progress_stream=None,
-          episode_hooks: Sequence[EpisodeHook] = ()):
+          data: Optional[settings_lib.TrainingData] = None,
+          architecture: Optional[settings_lib.Architecture] = None,
+          optimization: Optional[settings_lib.Optimization] = None,
+          scale: Optional[settings_lib.Scale] = None,
+          cadence: Optional[settings_lib.Cadence] = None,
+          run_control: Optional[settings_lib.RunControl] = None,
+          progress_stream: Optional[TextIO] = None,
+          episode_hooks: Sequence[EpisodeHook] = ()) -> Dict[str, Any]:
   """Trains (or resumes training) a PixelRL agent in `root_dir`.
 
-  Agent hyper-parameters (discount, entropy and value weights, RMC policy
-  gradient, stabilisers) are bindings of `PixelA2CAgent` (e.g.
-  `PixelA2CAgent.gamma = 0.95`); the task's fields are bindings of
-  `make_task`.
+  The run's settings come in parts (`training.settings`), each built from
+  its gin bindings when it is not given (`TrainingData.batch_size = 8`,
+  `Optimization.num_episodes = 150`, ...). Agent hyper-parameters
+  (discount, entropy and value weights, RMC policy gradient, stabilisers)
+  are bindings of `PixelA2CAgent` (e.g. `PixelA2CAgent.gamma = 0.95`); the
+  task's fields are bindings of `make_task`.
 
   Args:
     root_dir: run directory; an existing run is resumed from its latest
@@ -130,63 +103,13 @@ def train(root_dir,
     task: None (the task `make_task` builds from its gin bindings:
       `make_task.name = 'denoise'`, ...), a registered task name (also
       through `make_task`, so its field bindings apply) or a `Task`.
-    data_source: `'default'` (scikit-image's photographs), a folder, or a
-      known data set (`'bsd432'`, see `data.known_files`).
-    list_file: optional list of training files in `data_source` (all of
-      them train), a path or a known name (`'bsd432_list'`).
-    validation_source: `'default'` (the default photographs' held-out
-      split) or a folder of validation images.
-    validation_fraction: share of the source held out for validation
-      instead (the colour configs).
-    max_validation_images: cap on validation images (None: all).
-    batch_size: crops per episode over all replicas (64 in the paper).
-    crop_size: crop side (70 in the paper).
-    filters: network channels (64).
-    use_conv_gru: the "+convGRU" variant.
-    use_reward_map_conv: the "+RMC" variant.
-    reward_map_size: RMC kernel size (33).
-    learning_rate: initial Adam learning rate (1e-3).
-    learning_rate_power: poly decay power over `num_episodes` (0.9).
-    adam_epsilon: Adam epsilon (Chainer's default 1e-8).
-    num_episodes: episode budget (30000 in the paper).
-    strategy: `'default'` (one device), `'mirrored'` (every local GPU, or
-      every logical CPU device without GPUs) or `'multi_worker'` (every
-      worker of the `TF_CONFIG` cluster).
-    update_recompute: True recomputes every forward pass in the update
-      (least memory), False keeps the rollout's activations (fastest),
-      `'auto'` keeps them when they are estimated to fit.
-    jit_compile: compile the training episode with XLA.
-    mixed_precision: None (float32), `'mixed_bfloat16'` or
-      `'mixed_float16'`: the network's arithmetic (filters, rewards, returns
-      and the loss stay float32); `'auto'`: `'mixed_bfloat16'` where
-      bfloat16 is native (a CPU with AMX or AVX512_BF16, or a GPU of compute
-      capability 8.0 or later; `hardware.native_bfloat16`), else float32.
-      The choice is printed and recorded in `run.json`.
-    worker_timeout_seconds: a multi-worker run stops with an error when a
-      peer has not answered for this long.
-    virtual_cpu_devices: split the CPU into this many logical devices (for
-      trying `'mirrored'` without GPUs; must be set before TensorFlow
-      starts, i.e. from the command line).
-    checkpoint_interval: episodes between checkpoints.
-    summary_interval: episodes between scalar summaries.
-    image_summary_interval: episodes between image summaries.
-    eval_interval: episodes between validations (and best checkpoints).
-    choose_inference_steps: each validation also picks the restoration step
-      count (1..t_max) with the best metric; the checkpoints store it and
-      `eval`, `restore` and `export` restore for that many steps (the
-      paper's configs leave this off and always run `t_max` steps). The
-      validation metric, the best checkpoint and the final report are then
-      those of the chosen count.
-    keep_checkpoints: checkpoints kept.
-    loss_growth_warning_factor: warn when the loss grows past this factor
-      of its first episodes (None: never).
-    final_report: at the end of the budget, compare the model with the
-      input and the best fixed action schedule on the validation images.
-    seed: seed of everything random in the run.
-    allow_changes: settings of `GUARDED_SETTINGS` a resume may change
-      (e.g. `['num_episodes']` to extend the budget).
-    stop_after_episodes: stop (with a checkpoint) after this many episodes
-      of this invocation, for tests and time-boxed runs.
+    data: episodes and validation images (`TrainingData`).
+    architecture: the network's variant and width (`Architecture`).
+    optimization: Adam and the schedule, with the episode budget
+      (`Optimization`).
+    scale: devices, precision and memory (`Scale`).
+    cadence: checkpoints, summaries and validation (`Cadence`).
+    run_control: seed, allowed resume changes, early stop (`RunControl`).
     progress_stream: where the progress bar goes (default stderr).
     episode_hooks: Python callables given an `EpisodeEnd` after every
       episode (e.g. a benchmark's snapshots); one that returns True stops
@@ -208,104 +131,80 @@ def train(root_dir,
   started = time.monotonic()
   stream = progress_stream or sys.stderr
   task = _resolve_task(task)
-  mixed_precision = _precision_policy(mixed_precision, stream)
-  strategy = make_strategy(strategy, worker_timeout_seconds,
-                           virtual_cpu_devices)
-  local_batch = _replica_batch(batch_size, strategy.num_replicas_in_sync)
-  chief = _is_chief(strategy)
+  data, architecture, optimization, scale, cadence, run_control = (
+      given or part() for given, part in zip(
+          (data, architecture, optimization, scale, cadence, run_control),
+          settings_lib.PARTS))
+  mixed_precision = _precision_policy(scale.mixed_precision, stream)
+  strategy, local_batch, chief = _distribution(scale, data.batch_size)
   # Seeds the initial weights too, so a seed names one whole run.
-  tf.keras.utils.set_random_seed(seed)
+  tf.keras.utils.set_random_seed(run_control.seed)
   config = model_io.ModelConfig.for_task(
-      task, filters=filters, use_conv_gru=use_conv_gru,
-      use_reward_map_conv=use_reward_map_conv,
-      reward_map_size=reward_map_size)
+      task, **dataclasses.asdict(architecture))
   new_run = _make_run_dir(root_dir)
   record_gradients = choose_record_gradients(
-      update_recompute, local_batch, crop_size, filters, task.window)
-  # The episode counter is host bookkeeping, so it lives outside the
-  # strategy (a mirrored variable has no int()).
-  episode = tf.Variable(0, dtype=tf.int64, name='episode')
-  inference_steps = tf.Variable(task.t_max, dtype=tf.int64,
-                                name=model_io.INFERENCE_STEPS)
+      scale.update_recompute, local_batch, data.crop_size,
+      architecture.filters, task.window)
+  episode, inference_steps = _counters(task)
   with strategy.scope():
     network, optimizer, environment, agent = _build_agent(
-        config, task, local_batch, crop_size, learning_rate, adam_epsilon,
+        config, task, local_batch, data.crop_size, optimization,
         mixed_precision)
-  settings = _guarded_settings(
-      task, data_source, list_file, seed, batch_size, crop_size,
-      num_episodes, learning_rate, learning_rate_power, adam_epsilon,
-      mixed_precision, validation_source, validation_fraction,
-      max_validation_images, choose_inference_steps, agent)
+  guarded = _guarded_settings(task, data, optimization, run_control,
+                              cadence, mixed_precision, agent)
   stored_settings = run_settings.check_resume(
-      root_dir, settings, set(allow_changes), config,
+      root_dir, guarded, set(run_control.allow_changes), config,
       None if new_run else model_io.read_model_config(root_dir))
-  checkpoint = model_io.model_checkpoint(
-      network, agent.reward_map, optimizer=optimizer, episode=episode,
-      train_step=agent.train_step_counter,
-      **{model_io.INFERENCE_STEPS: inference_steps})
   manager = tf.train.CheckpointManager(
-      checkpoint, _checkpoint_dir(root_dir, model_io.TRAIN_DIR, chief),
-      max_to_keep=keep_checkpoints)
-  resumed = _resume(checkpoint, root_dir, stream)
+      model_io.model_checkpoint(
+          network, agent.reward_map, optimizer=optimizer, episode=episode,
+          train_step=agent.train_step_counter,
+          **{model_io.INFERENCE_STEPS: inference_steps}),
+      _checkpoint_dir(root_dir, model_io.TRAIN_DIR, chief),
+      max_to_keep=cadence.keep_checkpoints)
+  resumed = _resume(manager.checkpoint, root_dir, stream)
   start_episode = int(episode)
-  resolved = _require_known_files(
-      [data_source, list_file, validation_source], initialising=not resumed)
-  source = episode_sources.make_episode_source(
-      task, _data_path(data_source, resolved), batch_size, crop_size, seed,
-      start_batch=start_episode, list_file=_data_path(list_file, resolved),
-      validation_source=_data_path(validation_source, resolved),
-      validation_fraction=validation_fraction,
-      max_validation_images=max_validation_images)
+  source = _episode_source(task, data, run_control.seed, start_episode,
+                           initialising=not resumed)
   if not resumed:
-    note = initialise.initialise_network(network)
-    if note:
-      print(note, file=stream)
+    _initialise(network, stream)
   if chief:
-    _write_run_files(root_dir, new_run, config, settings, stored_settings,
+    _write_run_files(root_dir, new_run, config, guarded, stored_settings,
                      start_episode)
-  learner = learner_lib.EpisodeLearner(
-      agent, environment, task.t_max, task.window, seed,
-      noise_model=source.noise_model, record_gradients=record_gradients,
-      reward_log_scale=task.reward_log_scale)
-  episode_fn = _episode_fn(
-      _distributed_episode_fn(
-          strategy, learner, [batch_size, crop_size, crop_size, task.channels],
-          jit_compile), iter(source.dataset))
+  episode_fn = _episode_fn(strategy, agent, environment, task, data,
+                           source, run_control.seed, record_gradients,
+                           scale.jit_compile)
   validator = validation.Validator(network, task.get_action_set(),
                                    source.validation, task)
   after_episode, histograms, validating = _triggers(
       root_dir, chief, task, agent, network, validator, manager,
-      inference_steps, start_episode, num_episodes, started, stream,
-      checkpoint_interval, summary_interval, image_summary_interval,
-      eval_interval, choose_inference_steps, loss_growth_warning_factor,
-      episode_hooks)
+      inference_steps, start_episode, optimization.num_episodes, cadence,
+      started, stream, episode_hooks)
   try:
     ended = loop.run_episodes(
-        episode_fn, episode, num_episodes,
-        loop.poly_schedule(optimizer, learning_rate, num_episodes,
-                           learning_rate_power),
+        episode_fn, episode, optimization.num_episodes,
+        loop.poly_schedule(optimizer, optimization.learning_rate,
+                           optimization.num_episodes,
+                           optimization.learning_rate_power),
         after_episode, contexts=[histograms.during],
-        stop_after_episodes=stop_after_episodes)
+        stop_after_episodes=run_control.stop_after_episodes)
   finally:
     # A live `from_generator` iterator can hang the interpreter's exit.
     del episode_fn
   report = None
-  if final_report and len(validator) and int(episode) == num_episodes and (
-      not ended.signal_name):
+  if (cadence.final_report and len(validator) and not ended.signal_name and
+      int(episode) == optimization.num_episodes):
     report = _final_report(validator, root_dir, int(inference_steps), chief,
                            ended.episodes_run, stream)
-  if ended.signal_name:
-    print(f'stopped by {ended.signal_name} at episode {int(episode)}; '
-          f'checkpoint saved in {manager.directory}; run the same command '
-          'to resume', file=stream)
-  return {'episode': int(episode), 'val_metric': validating.value,
-          'input_metric': validating.input_value,
-          'metric': validator.metric_name, 'best': validating.best,
-          'final_report': report, 'inference_steps': int(inference_steps),
-          'interrupted': ended.signal_name, 'task': task,
-          'model_config': config, 'mixed_precision': mixed_precision,
-          'agent_hyperparameters': agent.hyperparameters,
-          'record_gradients': record_gradients}
+  _say_how_it_stopped(ended, int(episode), manager.directory, stream)
+  return dict(
+      episode=int(episode), val_metric=validating.value,
+      input_metric=validating.input_value, metric=validator.metric_name,
+      best=validating.best, final_report=report,
+      inference_steps=int(inference_steps), interrupted=ended.signal_name,
+      task=task, model_config=config, mixed_precision=mixed_precision,
+      agent_hyperparameters=agent.hyperparameters,
+      record_gradients=record_gradients)
 
 
 def _resolve_task(task):
@@ -368,11 +267,26 @@ def _precision_policy(mixed_precision, stream):
   return mixed_precision
 
 
-def _replica_batch(batch_size, replicas):
+def _distribution(scale, batch_size):
+  """`(strategy, images per replica, whether this process is the chief)`."""
+  strategy = make_strategy(scale.strategy, scale.worker_timeout_seconds,
+                           scale.virtual_cpu_devices)
+  replicas = strategy.num_replicas_in_sync
   if batch_size % replicas:
     raise ValueError(f'batch_size ({batch_size}) must be a multiple of the '
                      f'{replicas} replicas')
-  return batch_size // replicas
+  return strategy, batch_size // replicas, _is_chief(strategy)
+
+
+def _counters(task):
+  """`(episode counter, restoration step count)` variables of a run.
+
+  The episode counter is host bookkeeping, so it lives outside the strategy
+  (a mirrored variable has no int()).
+  """
+  return (tf.Variable(0, dtype=tf.int64, name='episode'),
+          tf.Variable(task.t_max, dtype=tf.int64,
+                      name=model_io.INFERENCE_STEPS))
 
 
 def _make_run_dir(root_dir) -> bool:
@@ -386,13 +300,14 @@ def _make_run_dir(root_dir) -> bool:
       os.path.join(root_dir, model_io.MODEL_CONFIG_FILE))
 
 
-def _build_agent(config, task, local_batch, crop_size, learning_rate,
-                 adam_epsilon, mixed_precision):
+def _build_agent(config, task, local_batch, crop_size, optimization,
+                 mixed_precision):
   """`(network, optimizer, environment, agent)` of a run (in its scope)."""
   network = model_io.build_network(
       config, dtype_policy=(tf.keras.mixed_precision.Policy(mixed_precision)
                             if mixed_precision else None))
-  optimizer = tf.keras.optimizers.Adam(learning_rate, epsilon=adam_epsilon)
+  optimizer = tf.keras.optimizers.Adam(optimization.learning_rate,
+                                       epsilon=optimization.adam_epsilon)
   if mixed_precision == 'mixed_float16':
     optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
   environment = tf_pixel_env.PixelTFEnvironment(
@@ -416,26 +331,40 @@ def _build_agent(config, task, local_batch, crop_size, learning_rate,
   return network, optimizer, environment, agent
 
 
-def _guarded_settings(task, data_source, list_file, seed, batch_size,
-                      crop_size, num_episodes, learning_rate,
-                      learning_rate_power, adam_epsilon, mixed_precision,
-                      validation_source, validation_fraction,
-                      max_validation_images, choose_inference_steps, agent):
+def _guarded_settings(task, data, optimization, run_control, cadence,
+                      mixed_precision, agent):
   """This start's `run_settings.GUARDED_SETTINGS` (`run.json`)."""
   optional_path = lambda p: None if p is None else os.fspath(p)
   return dict(
       task=run_settings.task_settings(task),
-      data_source=os.fspath(data_source), list_file=optional_path(list_file),
-      seed=seed, batch_size=batch_size, crop_size=crop_size,
-      num_episodes=num_episodes, learning_rate=learning_rate,
-      learning_rate_power=learning_rate_power, adam_epsilon=adam_epsilon,
+      data_source=os.fspath(data.data_source),
+      list_file=optional_path(data.list_file), seed=run_control.seed,
+      batch_size=data.batch_size, crop_size=data.crop_size,
+      num_episodes=optimization.num_episodes,
+      learning_rate=optimization.learning_rate,
+      learning_rate_power=optimization.learning_rate_power,
+      adam_epsilon=optimization.adam_epsilon,
       mixed_precision=mixed_precision,
-      validation_source=optional_path(validation_source),
-      validation_fraction=validation_fraction,
-      max_validation_images=max_validation_images,
-      choose_inference_steps=bool(choose_inference_steps),
+      validation_source=optional_path(data.validation_source),
+      validation_fraction=data.validation_fraction,
+      max_validation_images=data.max_validation_images,
+      choose_inference_steps=bool(cadence.choose_inference_steps),
       agent={key: agent.hyperparameters[key]
              for key in run_settings.GUARDED_AGENT_HYPERPARAMETERS})
+
+
+def _episode_source(task, data, seed, start_episode, initialising):
+  """The run's `EpisodeSource`, positioned at `start_episode`."""
+  resolved = _require_known_files(
+      [data.data_source, data.list_file, data.validation_source],
+      initialising)
+  return episode_sources.make_episode_source(
+      task, _data_path(data.data_source, resolved), data.batch_size,
+      data.crop_size, seed, start_batch=start_episode,
+      list_file=_data_path(data.list_file, resolved),
+      validation_source=_data_path(data.validation_source, resolved),
+      validation_fraction=data.validation_fraction,
+      max_validation_images=data.max_validation_images)
 
 
 def _checkpoint_dir(root_dir, folder, chief):
@@ -470,6 +399,13 @@ def _resume(checkpoint, root_dir, stream) -> bool:
   return True
 
 
+def _initialise(network, stream):
+  """The configured initial weights (`initialise_network`); says which."""
+  note = initialise.initialise_network(network)
+  if note:
+    print(note, file=stream)
+
+
 def _write_run_files(root_dir, new_run, config, settings, stored_settings,
                      start_episode):
   """`model.json`, `run.json` and this start's operative config."""
@@ -486,8 +422,18 @@ def _write_run_files(root_dir, new_run, config, settings, stored_settings,
                                       gin.operative_config_str())
 
 
-def _episode_fn(run_episode, batches) -> loop.EpisodeFn:
-  """The loop's episode: the next batch through the distributed episode."""
+def _episode_fn(strategy, agent, environment, task, data, source, seed,
+                record_gradients, jit_compile) -> loop.EpisodeFn:
+  """The loop's episode: the next batch through the distributed learner."""
+  learner = learner_lib.EpisodeLearner(
+      agent, environment, task.t_max, task.window, seed,
+      noise_model=source.noise_model, record_gradients=record_gradients,
+      reward_log_scale=task.reward_log_scale)
+  run_episode = _distributed_episode_fn(
+      strategy, learner,
+      [data.batch_size, data.crop_size, data.crop_size, task.channels],
+      jit_compile)
+  batches = iter(source.dataset)
 
   def episode_fn(current):
     start, target = next(batches)
@@ -500,6 +446,13 @@ def _episode_fn(run_episode, batches) -> loop.EpisodeFn:
           f'({cli.first_line(error)}); rerun the same commands on every '
           'worker to resume from the last checkpoint') from error
   return episode_fn
+
+
+def _say_how_it_stopped(ended, episode, checkpoint_dir, stream):
+  if ended.signal_name:
+    print(f'stopped by {ended.signal_name} at episode {episode}; '
+          f'checkpoint saved in {checkpoint_dir}; run the same command to '
+          'resume', file=stream)
 
 
 def _final_report(validator, root_dir, inference_steps, chief, episodes_run,
@@ -520,19 +473,18 @@ def _final_report(validator, root_dir, inference_steps, chief, episodes_run,
 
 
 def _triggers(root_dir, chief, task, agent, network, validator, manager,
-              inference_steps, start_episode, num_episodes, started, stream,
-              checkpoint_interval, summary_interval, image_summary_interval,
-              eval_interval, choose_inference_steps,
-              loss_growth_warning_factor, episode_hooks):
+              inference_steps, start_episode, num_episodes, cadence, started,
+              stream, episode_hooks):
   """`(triggers in order, histogram recorder, validation trigger)`."""
   every = lambda interval, **kwargs: triggers.Every(interval, start_episode,
                                                     **kwargs)
   reward_map = agent.reward_map
   writers = _summary_writers(root_dir, chief)
   train_writer = writers.get(model_io.TRAIN_DIR)
-  checkpoints = triggers.Checkpoints(manager, every(checkpoint_interval),
+  checkpoints = triggers.Checkpoints(manager, every(cadence.checkpoint_interval),
                                      start_episode)
-  watchdog = triggers.LossWatchdog(stream, loss_growth_warning_factor)
+  watchdog = triggers.LossWatchdog(stream,
+                                   cadence.loss_growth_warning_factor)
   best = triggers.BestCheckpoint(
       tf.train.CheckpointManager(
           model_io.model_checkpoint(
@@ -541,16 +493,17 @@ def _triggers(root_dir, chief, task, agent, network, validator, manager,
           _checkpoint_dir(root_dir, BEST_DIR, chief), max_to_keep=1),
       root_dir, validator.metric, chief)
   validating = triggers.Validation(
-      validator, every(eval_interval), best, inference_steps,
-      choose_inference_steps, writers.get(EVAL_DIR), task.get_action_set(),
+      validator, every(cadence.eval_interval), best, inference_steps,
+      cadence.choose_inference_steps, writers.get(EVAL_DIR),
+      task.get_action_set(),
       task.bgr, stream, start_episode)
   in_order = [triggers.FiniteCheck(checkpoints), watchdog]
   if train_writer:
     in_order += [
-        triggers.ScalarSummaries(train_writer, every(summary_interval),
+        triggers.ScalarSummaries(train_writer, every(cadence.summary_interval),
                                  watchdog, reward_map),
         triggers.ImageSummaries(
-            train_writer, every(image_summary_interval, at_end=False,
+            train_writer, every(cadence.image_summary_interval, at_end=False,
                                 at_first=True),
             task.get_action_set(), task.bgr, reward_map)]
   bar = progress.ProgressBar(num_episodes, initial=start_episode,
@@ -562,7 +515,7 @@ def _triggers(root_dir, chief, task, agent, network, validator, manager,
       triggers.EpisodeHooks(episode_hooks, network, inference_steps, started),
       triggers.FlushSummaries(writers.values())]
   histograms = triggers.HistogramSummaries(
-      train_writer, every(summary_interval), agent.writes_summaries)
+      train_writer, every(cadence.summary_interval), agent.writes_summaries)
   return in_order, histograms, validating
 
 

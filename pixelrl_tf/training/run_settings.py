@@ -4,7 +4,7 @@
 validation split (`GUARDED_SETTINGS`, with the agent's
 `GUARDED_AGENT_HYPERPARAMETERS`); a start in an existing run directory is
 refused when its settings or its model differ, naming every difference,
-unless `train.allow_changes` lists them. Every start's gin configuration is
+unless `RunControl.allow_changes` lists them. Every start's gin configuration is
 kept beside the earlier ones (`operative_config-<episode>.gin`).
 """
 
@@ -123,8 +123,8 @@ def check_resume(root_dir: str, settings: Dict[str, Any],
   if refused:
     raise triggers.TrainingError(
         f'{root_dir} was trained with other settings ({"; ".join(details)}); '
-        'use a new --root_dir, or allow the change with train.allow_changes '
-        f'= {refused!r}')
+        'use a new --root_dir, or allow the change with '
+        f'RunControl.allow_changes = {refused!r}')
   return stored
 
 
