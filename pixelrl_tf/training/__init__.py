@@ -1,0 +1,1 @@
+"""Training machinery: the loop, its triggers, validation and run settings."""
