@@ -104,9 +104,9 @@ from pixelrl_tf.evaluation import protocol
 from pixelrl_tf.io import files
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import eval_lib
-from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.tasks import tasks as tasks_lib
 from pixelrl_tf.training import run_settings
 from pixelrl_tf.training import settings
@@ -396,7 +396,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
     """The step count a checkpoint restores for (t_max when none stored)."""
     return model_io.read_inference_steps(prefix) or t_max
 
-  config, restorer = restore_lib.restorer_from_run(latest, t_max=t_max)
+  config, restorer = restorers.restorer_from_run(latest, t_max=t_max)
   schedules = ScoredSchedules(config.get_action_set(), restorer.t_max,
                               triples, lab_metric)
   report = protocol.evaluate_images(
@@ -423,7 +423,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
       for values in per_image.values():
         values[BEST_CHECKPOINT] = dict(values[protocol.MODEL])
     else:
-      _, best_restorer = restore_lib.restorer_from_run(prefix, t_max=t_max)
+      _, best_restorer = restorers.restorer_from_run(prefix, t_max=t_max)
       best_report = protocol.evaluate_images(
           best_restorer, triples, include_random=False,
           lab_metric=lab_metric)

@@ -32,9 +32,9 @@ from pixelrl_tf import metrics  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import datasets  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import known_files  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.data import noise as noise_lib  # pylint: disable=g-import-not-at-top
-from pixelrl_tf.jobs import import_weights_lib  # pylint: disable=g-import-not-at-top
-from pixelrl_tf.jobs import restore_lib  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.jobs import import_weights_lib  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.models import restorers  # pylint: disable=g-import-not-at-top
 
 # A known name (data root, cache or a checked download), or a path.
 DEFAULT_NPZ = 'gru_rmc_sigma25'
@@ -67,7 +67,7 @@ def main():
       'gaussian:25'), seed=0))
   rows, reference = {}, None
   for name, jit_compile, policy in _settings():
-    _, restorer = restore_lib.restorer_from_run(
+    _, restorer = restorers.restorer_from_run(
         run_dir, jit_compile=jit_compile, dtype_policy=policy)
     psnrs, actions, seconds = [], [], []
     restorer.restore_steps_fn(pairs[0][1][None])  # Trace / compile.

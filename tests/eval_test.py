@@ -19,8 +19,8 @@ from pixelrl_tf.data import known_files
 from pixelrl_tf.evaluation import protocol
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import eval_lib
-from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.serving import restoration_module
 
 
@@ -78,7 +78,7 @@ def test_x8_average_of_an_equivariant_restorer_is_itself():
 
 
 def test_best_fixed_schedule_row(tiny_run, image_folder):
-  config, restorer = restore_lib.restorer_from_run(str(tiny_run))
+  config, restorer = restorers.restorer_from_run(str(tiny_run))
   images = eval_lib.datasets.load_images(
       image_io.list_image_files(str(image_folder)), 1)
   noise = eval_lib.noise_lib.parse_noise('gaussian:25')

@@ -26,6 +26,7 @@ from conftest import HANG_TIMEOUT_SECONDS, shared_data_path
 from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import import_weights_lib
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.serving import restoration_module
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +114,7 @@ def test_restore_steps_and_metadata(exports):
       action_set.names)
   np.testing.assert_array_equal(metadata['action_colors'].numpy(),
                                 action_set.colors)
-  with open(os.path.join(result.model_dir, export_lib.MODEL_CONFIG_ASSET)) as f:
+  with open(os.path.join(result.model_dir, restorers.MODEL_CONFIG_ASSET)) as f:
     assert model_io.ModelConfig.from_json(f.read()) == config
 
 
@@ -540,7 +541,7 @@ def test_two_export_processes_at_once_take_two_complete_versions(
     model_dir = export_base / 'fcn' / version
     policy_dir = export_base / ('fcn' + export_lib.POLICY_SUFFIX) / version
     for path in (model_dir / 'saved_model.pb', model_dir / 'variables',
-                 model_dir / export_lib.MODEL_CONFIG_ASSET,
+                 model_dir / restorers.MODEL_CONFIG_ASSET,
                  policy_dir / 'saved_model.pb', policy_dir / 'variables',
                  policy_dir / 'policy_specs.pbtxt'):
       assert path.exists(), path

@@ -23,7 +23,7 @@ ALLOWED = {
     'serving': {'serving', 'drivers', 'agents', 'environments'},
     'evaluation': {'evaluation', 'metrics'},
     'models': {'models', 'io', 'filters', 'data', 'networks', 'agents',
-               'environments', 'tasks', 'weights', 'cli'},
+               'environments', 'tasks', 'weights', 'serving', 'cli'},
     'training': {'training', 'io', 'metrics', 'agents', 'drivers', 'tasks',
                  'visualization', 'serving', 'evaluation', 'models', 'cli'},
     'jobs': {'jobs', 'io', 'filters', 'metrics', 'data', 'networks',

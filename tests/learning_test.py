@@ -50,9 +50,9 @@ from pixelrl_tf.environments import rewards as rewards_lib
 from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.filters import image_ops
 from pixelrl_tf.jobs import eval_lib
-from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.tasks import tasks as tasks_lib
 
 GRAY = 128
@@ -211,7 +211,7 @@ def _validation_inputs(data_dir):
 
 def greedy_quality(root_dir, data_dir):
   """`(share of optimal actions, mean PSNR)` of the greedy policy."""
-  _, restorer = restore_lib.restorer_from_run(str(root_dir))
+  _, restorer = restorers.restorer_from_run(str(root_dir))
   inputs, targets = _validation_inputs(data_dir)
   optimal, total, psnrs = 0, 0, []
   for corrupted, clean in zip(inputs, targets):

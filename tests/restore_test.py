@@ -18,6 +18,7 @@ from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.networks import fcn_actor_critic
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
@@ -214,7 +215,7 @@ def test_cli_with_a_saved_model(models, tmp_path):
   # run directory and the served model's folder (its latest version).
   image = image_io.read_image(tmp_path / 'in' / 'gray.png', channels=1)
   for model in (models['gray_run'], models['served_model']):
-    restorer = restore_lib.load_restorer(model)
+    restorer = restorers.load_restorer(model)
     whole = restore_lib.restore_image(restorer, image, tile_size=0)
     tiled = restore_lib.restore_image(restorer, image, tile_size=16)
     np.testing.assert_array_equal(tiled['actions'], whole['actions'])
@@ -245,7 +246,7 @@ def test_cli_with_a_colour_run_and_action_maps(models, tmp_path):
   image = image_io.read_image(tmp_path / 'in' / 'colour.jpg', channels=3,
                               bgr=True)
   whole = restore_lib.restore_image(
-      restore_lib.load_restorer(models['colour_run']), image, tile_size=0)
+      restorers.load_restorer(models['colour_run']), image, tile_size=0)
   np.testing.assert_array_equal(
       whole['restored_uint8'],
       cv2.imread(str(tmp_path / 'out' / 'colour.png'), cv2.IMREAD_UNCHANGED))
@@ -281,9 +282,9 @@ def test_cli_bad_inputs_fail_with_one_line(models, tmp_path):
   # Nothing is written when any input is bad.
   assert not os.path.exists(tmp_path / 'out')
   with pytest.raises(restore_lib.RestoreError, match='does not exist'):
-    restore_lib.load_restorer(str(tmp_path / 'no_model'))
+    restorers.load_restorer(str(tmp_path / 'no_model'))
   with pytest.raises(restore_lib.RestoreError, match='no SavedModel'):
-    restore_lib.load_restorer(str(tmp_path / 'empty'))
+    restorers.load_restorer(str(tmp_path / 'empty'))
 
 
 @pytest.mark.parametrize('use_conv_gru', [True, False])

@@ -16,9 +16,9 @@ from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 import cli_driver
 from known_files_test import closed_port_url
 from pixelrl_tf import cli
-from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.training import progress
 from pixelrl_tf.training import run_settings
 from pixelrl_tf.training import settings
@@ -228,8 +228,8 @@ def test_the_step_count_chosen_on_validation_is_stored_and_used(tmp_path):
     assert model_io.read_inference_steps(prefix) == chosen
     assert model_io.load_model(path)[0].t_max == chosen
   assert model_io.read_model_config(str(tmp_path)).t_max == 4
-  assert restore_lib.restorer_from_run(str(tmp_path))[1].t_max == chosen
-  assert restore_lib.restorer_from_run(str(tmp_path), t_max=4)[1].t_max == 4
+  assert restorers.restorer_from_run(str(tmp_path))[1].t_max == chosen
+  assert restorers.restorer_from_run(str(tmp_path), t_max=4)[1].t_max == 4
 
 
 def test_a_stored_step_count_outside_the_model_is_refused(tmp_path):

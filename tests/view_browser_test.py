@@ -40,10 +40,10 @@ from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.data import datasets
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.jobs import restore_lib
 from pixelrl_tf.jobs import view_lib
 from pixelrl_tf.jobs import view_server
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMEDRIVER = '/usr/bin/chromedriver'
@@ -223,7 +223,7 @@ def test_the_page_shows_what_the_library_computes(browser, server, runs,
   noisy = clean + noise * (np.float32(25.0) / np.float32(255.0))
   expected = []
   for run in runs:
-    _, restorer = restore_lib.restorer_from_run(run)
+    _, restorer = restorers.restorer_from_run(run)
     steps = restorer.restore_steps_fn(noisy[None])
     expected.append((restorer, steps['images'][0], steps['actions'][0]))
   assert (expected[0][2] != expected[1][2]).any()

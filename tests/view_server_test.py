@@ -40,6 +40,7 @@ from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.jobs import view_lib
 from pixelrl_tf.jobs import view_server
 from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.visualization import action_maps
 
@@ -77,7 +78,7 @@ def exported(trained_run, tmp_path_factory):
 @pytest.fixture(scope='module')
 def library(trained_run, exported):
   """The library's restorers of the two served models, loaded apart."""
-  _, run_restorer = restore_lib.restorer_from_run(trained_run)
+  _, run_restorer = restorers.restorer_from_run(trained_run)
   return [run_restorer,
           restoration_module.restorer_from_saved_model(exported.model_dir)]
 
@@ -661,7 +662,7 @@ def test_exported_version_folder_and_run_best(exported, trained_run,
   best = view_lib.load_model(os.path.join(trained_run, 'best'),
                              str(tmp_path))
   assert best.t_max == 2 and best.task.name == 'denoise'
-  with pytest.raises(FileNotFoundError, match='not a pixelrl_tf run'):
+  with pytest.raises(restorers.RestoreError, match='holds no SavedModel'):
     view_lib.load_model(str(tmp_path), str(tmp_path))
 
 
@@ -675,7 +676,7 @@ def test_released_model_by_name(tmp_path):
   assert model.noise.level == 25.0 and model.t_max == 5
   # The same weights imported and restored by the library, apart.
   import_weights_lib.import_npz('gru_rmc_sigma25', str(tmp_path / 'run'))
-  _, restorer = restore_lib.restorer_from_run(str(tmp_path / 'run'))
+  _, restorer = restorers.restorer_from_run(str(tmp_path / 'run'))
   viewer = view_lib.Viewer([model], work_dir=str(work_dir))
   try:
     pixels = gray_image(24, 24, seed=11)

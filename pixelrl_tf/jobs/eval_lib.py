@@ -45,7 +45,7 @@ from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.evaluation import protocol
 from pixelrl_tf.io import files
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.jobs import restore_lib
+from pixelrl_tf.models import restorers
 from pixelrl_tf.visualization import action_maps
 from pixelrl_tf.visualization import plots
 
@@ -161,7 +161,7 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
       cannot be read or (paired folders) does not fit the model or its pair;
       the message names the file.
   """
-  config, restorer = restore_lib.restorer_from_run(checkpoint, t_max=t_max)
+  config, restorer = restorers.restorer_from_run(checkpoint, t_max=t_max)
   color = is_color_model(config)
   if input_dir is not None or target_dir is not None:
     if input_dir is None or target_dir is None:
@@ -342,7 +342,7 @@ def evaluate_table(entries, data_dir, seed=0, augment_x8=False,
     column_entries = [(l, c) for l, n, c in entries if n == column]
     for label, checkpoint in column_entries:
       if checkpoint not in loaded:
-        loaded[checkpoint] = restore_lib.restorer_from_run(checkpoint)
+        loaded[checkpoint] = restorers.restorer_from_run(checkpoint)
       config, restorer = loaded[checkpoint]
       if config.channels not in images_by_channels:
         images_by_channels[config.channels] = datasets.load_images(

@@ -68,10 +68,9 @@ from tf_agents.policies import policy_saver
 from pixelrl_tf import cli
 from pixelrl_tf.io import files
 from pixelrl_tf.models import model_io
-from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.models import restorers
 
 POLICY_SUFFIX = '_policy'
-MODEL_CONFIG_ASSET = os.path.join('assets.extra', model_io.MODEL_CONFIG_FILE)
 _MODEL_NAME_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 _OWNER_FILE = 'owner.json'
 _RESERVED = re.compile(r'^\.(\d+)\.reserved$')
@@ -92,18 +91,10 @@ class ExportResult:
   policy_dir: str
 
 
-def existing_versions(model_base):
-  """Integer version folders under `model_base` (empty if it is absent)."""
-  if not os.path.isdir(model_base):
-    return []
-  return sorted(int(name) for name in os.listdir(model_base)
-                if name.isdigit() and
-                os.path.isdir(os.path.join(model_base, name)))
-
-
 def next_version(*model_bases):
   """One more than the largest version under any of `model_bases`, or 1."""
-  versions = [v for base in model_bases for v in existing_versions(base)]
+  versions = [v for base in model_bases
+              for v in restorers.existing_versions(base)]
   return max(versions, default=0) + 1
 
 
@@ -119,12 +110,6 @@ def greedy_policy(config, network):
     `[H,W]` int32 in `[0, A-1]`, state the GRU map `[H,W,F]` (or none).
   """
   return model_io.build_agent(config, network).policy
-
-
-def restoration_module_for(config, network):
-  """The `RestorationModule` of a model (its action set and `t_max`)."""
-  return restoration_module.RestorationModule(
-      network, config.get_action_set(), config.t_max)
 
 
 def _process_stat(pid):
@@ -350,10 +335,10 @@ def _save_atomically(saves):
 
 
 def _save_restoration_model(config, network, path):
-  module = restoration_module_for(config, network)
+  module = restorers.restoration_module_for(config, network)
   tf.saved_model.save(module, path, signatures=module.signatures())
-  files.write_text_atomically(os.path.join(path, MODEL_CONFIG_ASSET),
-                              config.to_json())
+  files.write_text_atomically(
+      os.path.join(path, restorers.MODEL_CONFIG_ASSET), config.to_json())
 
 
 def _save_policy(config, network, path):

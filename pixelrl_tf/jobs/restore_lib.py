@@ -27,13 +27,9 @@ map).
 import os
 from typing import Callable, List, Optional
 
-import tensorflow as tf
-
-from pixelrl_tf import cli
 from pixelrl_tf.data import known_files
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.models import model_io
-from pixelrl_tf.serving import restoration_module
+from pixelrl_tf.models import restorers
 from pixelrl_tf.serving import tiling
 from pixelrl_tf.visualization import action_maps
 
@@ -45,91 +41,9 @@ _CONVERSION_NOTES = {
 }
 
 
-class RestoreError(Exception):
-  """A problem with the model or the outputs of `restore_files`; one line.
-
-  Problems with an image file raise `io.images.ImageReadError` instead.
-  """
-
-
-def _is_saved_model(path):
-  return os.path.isfile(os.path.join(path, 'saved_model.pb'))
-
-
-def _latest_version_dir(path):
-  versions = [name for name in os.listdir(path) if name.isdigit() and
-              _is_saved_model(os.path.join(path, name))]
-  if not versions:
-    return None
-  return os.path.join(path, max(versions, key=int))
-
-
-def _restorer_from_saved_model(path):
-  try:
-    return restoration_module.restorer_from_saved_model(path)
-  except ValueError as error:
-    raise RestoreError(cli.first_line(error)) from error
-  except (OSError, tf.errors.OpError) as error:
-    raise RestoreError(f'cannot load the SavedModel {path} (corrupt or '
-                       f'incomplete?): {cli.first_line(error)}') from error
-
-
-def restorer_from_run(path, t_max=None, jit_compile=False,
-                      dtype_policy=None):
-  """The `Restorer` of a run directory or checkpoint (in process).
-
-  Args:
-    path: run directory, checkpoint prefix or `RUN/best`.
-    t_max: restoration steps (None: the model's).
-    jit_compile: compile the restoration loop with XLA.
-    dtype_policy: Keras dtype policy of the network (e.g.
-      `'mixed_bfloat16'`).
-
-  Returns:
-    `(config, Restorer)`.
-  """
-  config, network, _ = model_io.load_model(path, dtype_policy=dtype_policy)
-  module = restoration_module.RestorationModule(
-      network, config.get_action_set(), t_max or config.t_max,
-      jit_compile=jit_compile)
-  return config, restoration_module.restorer_from_module(
-      module, description=f'{config.variant} model of {path}')
-
-
-def _restorer_from_run(path):
-  return restorer_from_run(path)[1]
-
-
-def load_restorer(path):
-  """Loads a SavedModel, a served model's folder, a run dir or a checkpoint.
-
-  Args:
-    path: `EXPORT_BASE/NAME/VERSION` (a SavedModel), `EXPORT_BASE/NAME`
-      (its largest version), a run directory or a checkpoint prefix.
-
-  Returns:
-    A `Restorer`.
-
-  Raises:
-    RestoreError: if nothing loadable is at `path`, or a SavedModel there
-      is corrupt or not a restoration model.
-    ValueError: (one line) a run's `model.json` or checkpoint cannot be
-      loaded (`model_io.CheckpointError` names the checkpoint).
-  """
-  if os.path.isdir(path):
-    if _is_saved_model(path):
-      return _restorer_from_saved_model(path)
-    if os.path.isfile(os.path.join(path, model_io.MODEL_CONFIG_FILE)):
-      return _restorer_from_run(path)
-    latest = _latest_version_dir(path)
-    if latest is not None:
-      return _restorer_from_saved_model(latest)
-    raise RestoreError(
-        f'{path} holds no SavedModel (saved_model.pb), no version folder '
-        f'and no run ({model_io.MODEL_CONFIG_FILE})')
-  if os.path.isfile(path + '.index'):
-    return _restorer_from_run(path)
-  raise RestoreError(f'model {path} does not exist')
+# Nothing loadable at the model path, a corrupt SavedModel, or outputs that
+# would overwrite each other.
+RestoreError = restorers.RestoreError
 
 
 def find_images(input_path: str) -> List[str]:
@@ -230,7 +144,7 @@ def restore_files(model, input_path, output_dir, save_actions=False,
   atomically, and the output folder is created with the first one.
 
   Args:
-    model: what `load_restorer` loads.
+    model: what `models.restorers.load` loads.
     input_path: an image file, a folder of images (not recursive) or a known
       data set's name (`find_images`).
     output_dir: folder for the results.
@@ -256,7 +170,7 @@ def restore_files(model, input_path, output_dir, save_actions=False,
   stems = _output_paths(paths, output_dir)
   for path in paths:
     image_io.read_image(path)
-  restorer = load_restorer(model)
+  restorer = restorers.load_restorer(model)
   log_fn(f'model: {restorer.description} ({restorer.channels} channel(s), '
          f'{restorer.t_max} steps, tile margin {restorer.dependency_radius})')
   bgr = restorer.channels == 3

@@ -8,9 +8,9 @@ by step, in a web page (`view_server` is the HTTP side). This module holds
 everything else, and reuses the package's one implementation of each part:
 
   * `load_model` loads what `--model` names: a run directory (`RUN`,
-    `RUN/best` or a checkpoint prefix, by `restore_lib.restorer_from_run`),
-    an exported SavedModel (`EXPORT_BASE/NAME/VERSION`, or `EXPORT_BASE/NAME`
-    for its largest version, by `restore_lib.load_restorer`) or a released
+    `RUN/best` or a checkpoint prefix), an exported SavedModel
+    (`EXPORT_BASE/NAME/VERSION`, or `EXPORT_BASE/NAME` for its largest
+    version), both by `models.restorers.load`, or a released
     model by name (`gru_rmc_sigma25`, ...: `data.known_files` resolves it
     through the data root, the cache or a download, and
     `import_weights_lib.import_npz` imports it into the viewer's work folder).
@@ -69,10 +69,9 @@ from pixelrl_tf.data import datasets
 from pixelrl_tf.data import known_files
 from pixelrl_tf.data import noise as noise_lib
 from pixelrl_tf.io import images as image_io
-from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import import_weights_lib
 from pixelrl_tf.jobs import restore_lib
-from pixelrl_tf.models import model_io
+from pixelrl_tf.models import restorers
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.serving import tiling
 from pixelrl_tf.tasks import tasks as tasks_lib
@@ -164,29 +163,6 @@ class ViewerModel:
     return self.bgr
 
 
-def _exported_folder(path):
-  """The SavedModel folder of `path` (itself or its largest version)."""
-  candidates = [path] + [os.path.join(path, str(version)) for version in
-                         reversed(export_lib.existing_versions(path))]
-  for folder in candidates:
-    if os.path.isfile(os.path.join(folder, 'saved_model.pb')):
-      return folder
-  return None
-
-
-def _exported_config(folder):
-  """The `ModelConfig` an export keeps beside its SavedModel, or None."""
-  path = os.path.join(folder, export_lib.MODEL_CONFIG_ASSET)
-  if not os.path.isfile(path):
-    return None
-  with open(path, encoding='utf-8') as f:
-    text = f.read()
-  try:
-    return model_io.ModelConfig.from_json(text)
-  except ValueError as error:
-    raise ViewError(f'{path}: {cli.first_line(error)}') from None
-
-
 def _default_noise(task, name):
   if not task.noise:
     return None
@@ -212,33 +188,22 @@ def load_model(spec: str, work_dir: str) -> ViewerModel:
     The `ViewerModel`.
 
   Raises:
-    FileNotFoundError: (one line) a path that does not exist, or a folder
-      that is neither a SavedModel nor a run.
+    FileNotFoundError: (one line) a run without checkpoints.
     ValueError: (one line) a damaged or foreign checkpoint, `model.json` or
       `.npz`, or a name that is not known
       (`known_files.KnownFileError`; also when a known file cannot be had,
       saying how to fetch it).
-    restore_lib.RestoreError: (one line) a corrupt SavedModel.
+    restorers.RestoreError: (one line) a corrupt SavedModel, or a folder
+      with neither a SavedModel nor a run.
   """
-  config = None
-  if os.path.isdir(spec):
-    folder = _exported_folder(spec)
-    if folder is not None:
-      restorer = restore_lib.load_restorer(folder)
-      config = _exported_config(folder)
-      description = f'SavedModel {folder}'
-    else:
-      config, restorer = restore_lib.restorer_from_run(spec)
-      description = f'{config.variant} model of {spec}'
-  elif os.path.isfile(spec + '.index'):
-    config, restorer = restore_lib.restorer_from_run(spec)
-    description = f'{config.variant} checkpoint {spec}'
+  if os.path.isdir(spec) or os.path.isfile(spec + '.index'):
+    config, restorer, description = restorers.load(spec)
   else:
     npz = known_files.resolve_path_or_name(spec, what='model')
     run_dir = tempfile.mkdtemp(prefix='imported_', dir=work_dir)
     os.rmdir(run_dir)  # `import_npz` creates it whole or not at all.
     import_weights_lib.import_npz(str(npz), run_dir)
-    config, restorer = restore_lib.restorer_from_run(run_dir)
+    config, restorer = restorers.restorer_from_run(run_dir)
     description = f'released {config.variant} model {npz}'
   if config is not None:
     task = config.get_task()
