@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
   work = pathlib.Path(tempfile.mkdtemp(prefix='time_to_quality_'))
   try:
     _parse(args)
-    task = train_lib._resolve_task(None)  # pylint: disable=protected-access
+    task = train_lib.resolve_task(None)
     bound = gin.get_bindings('pixelrl_tf.training.TrainingData')
     _check_held_out(bound.get('data_source', datasets.DEFAULT_SOURCE))
     lab = task.validation_metric == tasks_lib.LAB_DISTANCE

@@ -127,22 +127,11 @@ Triple = Tuple[str, np.ndarray, np.ndarray]
 # Training.
 
 
-def checkpoint_episode(prefix: Optional[str]) -> Optional[int]:
-  """The episode counter stored in a checkpoint (None without one)."""
-  if prefix is None:
-    return None
-  reader = tf.train.load_checkpoint(prefix)
-  key = 'episode/.ATTRIBUTES/VARIABLE_VALUE'
-  if not reader.has_tensor(key):
-    return None
-  return int(reader.get_tensor(key))
-
-
 def latest_episode(root_dir: str) -> int:
   """Episodes done by the run in `root_dir` (0 for a new run)."""
   prefix = tf.train.latest_checkpoint(
       os.path.join(root_dir, model_io.TRAIN_DIR))
-  return checkpoint_episode(prefix) or 0
+  return model_io.read_episode(prefix) or 0
 
 
 def _bound(name: str, default: Any) -> Any:
@@ -404,7 +393,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
       fixed_schedules=schedules, progress_fn=_progress(len(triples)))
   rows, per_image = report['rows'], report['per_image']
   checkpoints = {protocol.MODEL: {
-      'checkpoint': latest, 'episode': checkpoint_episode(latest),
+      'checkpoint': latest, 'episode': model_io.read_episode(latest),
       'inference_steps': steps_of(latest)}}
   _use_inference_steps(rows, per_image, protocol.MODEL,
                        checkpoints[protocol.MODEL]['inference_steps'])
@@ -416,7 +405,7 @@ def evaluate_run(root_dir: str, triples: Sequence[Triple], seed: int,
     best_steps = steps_of(prefix)
     same = os.path.realpath(prefix) == os.path.realpath(latest) or (
         best.get('episode') is not None and
-        best['episode'] == checkpoint_episode(latest))
+        best['episode'] == model_io.read_episode(latest))
     if same:
       # The same weights: the latest checkpoint is the best validated one.
       rows[BEST_CHECKPOINT] = dict(rows[protocol.MODEL])

@@ -220,3 +220,15 @@ def test_command_line_errors_are_one_line(tmp_path):
     last = completed.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and text in last, completed.stderr
     assert 'Traceback' not in completed.stderr
+
+
+def test_a_window_that_does_not_divide_t_max_is_refused(tmp_path):
+  # Checked once, by the task, before any file is read or written.
+  with pytest.raises(saliency_lib.SaliencyEditError,
+                     match=r't_max \(3\) must be a multiple of '
+                     r'update_interval \(2\)'):
+    saliency_lib.edit_image(str(tmp_path / 'no.png'),
+                            str(tmp_path / 'no_mask.png'),
+                            str(tmp_path / 'out'), t_max=3,
+                            update_interval=2)
+  assert not (tmp_path / 'out').exists()

@@ -130,7 +130,7 @@ def train(root_dir: str,
   """
   started = time.monotonic()
   stream = progress_stream or sys.stderr
-  task = _resolve_task(task)
+  task = resolve_task(task)
   data, architecture, optimization, scale, cadence, run_control = (
       given or part() for given, part in zip(
           (data, architecture, optimization, scale, cadence, run_control),
@@ -157,9 +157,10 @@ def train(root_dir: str,
       None if new_run else model_io.read_model_config(root_dir))
   manager = tf.train.CheckpointManager(
       model_io.model_checkpoint(
-          network, agent.reward_map, optimizer=optimizer, episode=episode,
+          network, agent.reward_map, optimizer=optimizer,
           train_step=agent.train_step_counter,
-          **{model_io.INFERENCE_STEPS: inference_steps}),
+          **{model_io.EPISODE: episode,
+             model_io.INFERENCE_STEPS: inference_steps}),
       _checkpoint_dir(root_dir, model_io.TRAIN_DIR, chief),
       max_to_keep=cadence.keep_checkpoints)
   resumed = _resume(manager.checkpoint, root_dir, stream)
@@ -207,7 +208,7 @@ def train(root_dir: str,
       record_gradients=record_gradients)
 
 
-def _resolve_task(task):
+def resolve_task(task):
   if isinstance(task, tasks_lib.Task):
     return task
   if task is None:
@@ -284,7 +285,7 @@ def _counters(task):
   The episode counter is host bookkeeping, so it lives outside the strategy
   (a mirrored variable has no int()).
   """
-  return (tf.Variable(0, dtype=tf.int64, name='episode'),
+  return (tf.Variable(0, dtype=tf.int64, name=model_io.EPISODE),
           tf.Variable(task.t_max, dtype=tf.int64,
                       name=model_io.INFERENCE_STEPS))
 
@@ -395,7 +396,7 @@ def _resume(checkpoint, root_dir, stream) -> bool:
            if older else 'use a new --root_dir')
     raise TrainingError(f'{error}; {how}') from None
   print(f'resuming from {latest} at episode '
-        f'{int(checkpoint.episode)}', file=stream)
+        f'{int(getattr(checkpoint, model_io.EPISODE))}', file=stream)
   return True
 
 

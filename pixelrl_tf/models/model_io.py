@@ -41,6 +41,8 @@ TRAIN_DIR = 'train'
 # Checkpoint key of the restoration step count chosen on validation (see
 # `train_lib.train`'s `choose_inference_steps`).
 INFERENCE_STEPS = 'inference_steps'
+# Checkpoint key of the training episode counter.
+EPISODE = 'episode'
 
 # Transforms of the observation inside the network, before conv1: 'lab' is
 # the colour models' input (BGR -> (L/100, a/127, b/127); further channels,
@@ -404,7 +406,20 @@ def read_inference_steps(prefix: str) -> Optional[int]:
   `choose_inference_steps` the count that was best on validation. Imported
   weights and older runs have none.
   """
-  key = f'{INFERENCE_STEPS}/.ATTRIBUTES/VARIABLE_VALUE'
+  return _read_counter(prefix, INFERENCE_STEPS)
+
+
+def read_episode(prefix: Optional[str]) -> Optional[int]:
+  """The episode counter of a training checkpoint, or None.
+
+  None also for no checkpoint (`prefix` None) and for imported weights,
+  which have no counter.
+  """
+  return None if prefix is None else _read_counter(prefix, EPISODE)
+
+
+def _read_counter(prefix, name):
+  key = f'{name}/.ATTRIBUTES/VARIABLE_VALUE'
   try:
     reader = tf.train.load_checkpoint(prefix)
   except (tf.errors.OpError, ValueError) as error:
