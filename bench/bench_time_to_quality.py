@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
       for point in points:
         point['gain'] = protocol.learned_gain(
             point['at_inference_steps'], baselines['best_fixed_schedule'],
-            not lab)
+            task.metric.higher_is_better)
       entry = {'seed': seed, 'points': points, **facts}
       if args.peer_python:
         peer = _run_peer(args, seed, work, triples)
@@ -315,7 +315,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                      'test_crop': args.test_crop,
                      'split_seed': args.split_seed},
         'task': task.name, 'metric': 'lab_distance' if lab else 'psnr',
-        'higher_is_better': not lab, 'test_set': description,
+        'higher_is_better': task.metric.higher_is_better,
+        'test_set': description,
         'baselines': baselines, 'runs': runs, 'summary': summarize(runs)},
                           work)
   finally:

@@ -195,7 +195,8 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     key = protocol.LAB if color else 'psnr'
     rows = report['rows']
     report[protocol.LEARNED_GAIN] = protocol.learned_gain(
-        rows[protocol.MODEL][key], rows[protocol.BEST_FIXED][key], not color)
+        rows[protocol.MODEL][key], rows[protocol.BEST_FIXED][key],
+        config.get_task().metric.higher_is_better)
   return report
 
 
