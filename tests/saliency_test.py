@@ -1,5 +1,6 @@
 """Tests for saliency-driven editing (jobs.saliency_lib, saliency_edit)."""
 
+import io
 import json
 import os
 import subprocess
@@ -232,3 +233,25 @@ def test_a_window_that_does_not_divide_t_max_is_refused(tmp_path):
                             str(tmp_path / 'out'), t_max=3,
                             update_interval=2)
   assert not (tmp_path / 'out').exists()
+
+
+def test_the_default_window_is_five_where_it_divides_t_max(monkeypatch,
+                                                            tmp_path):
+  windows = []
+
+  class _Stop(Exception):
+    pass
+
+  def record(*args, **kwargs):
+    del kwargs
+    windows.append(args[5])
+    raise _Stop()
+  monkeypatch.setattr(saliency_lib, 'SaliencyEditor', record)
+  paths = _write_inputs(tmp_path)
+  for t_max in (10, 3):
+    with pytest.raises(_Stop):
+      saliency_lib.edit_image(paths['image'], paths['mask'],
+                              str(tmp_path / 'out'),
+                              t_max=t_max, filters=8,
+                              progress_stream=io.StringIO())
+  assert windows == [5, 3]

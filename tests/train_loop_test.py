@@ -7,6 +7,7 @@ which `tests/tiny_run_fingerprint.py` wrote.
 
 import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
@@ -81,18 +82,6 @@ PSNR = tasks_lib.METRICS[tasks_lib.PSNR]
 LAB = tasks_lib.METRICS[tasks_lib.LAB_DISTANCE]
 
 
-class _Lines:
-
-  def __init__(self):
-    self.text = ''
-
-  def write(self, text):
-    self.text += text
-
-  def flush(self):
-    pass
-
-
 def _scalars(**changes):
   values = {key: 1.0 for key in learner_lib.SCALARS + (
       learner_lib.GRADIENT_NORM, learner_lib.APPLIED)}
@@ -138,17 +127,17 @@ def test_finite_check_names_the_value_and_the_kept_checkpoint():
 
 
 def test_loss_watchdog_warns_once_past_the_factor():
-  stream = _Lines()
+  stream = io.StringIO()
   watchdog = triggers.LossWatchdog(stream, 10.0, baseline_episodes=2)
   for episode, loss in enumerate([1.0, 1.0, 5.0], start=1):
     watchdog(_episode(episode, loss=loss))
-  assert watchdog.loss_growth == 5.0 and not stream.text
+  assert watchdog.loss_growth == 5.0 and not stream.getvalue()
   watchdog(_episode(4, loss=200.0))  # 0.9 * 5 + 0.1 * 200 = 24.5
   assert watchdog.loss_growth == pytest.approx(24.5)
-  assert 'grown 24.5x over its first 2 episodes' in stream.text
+  assert 'grown 24.5x over its first 2 episodes' in stream.getvalue()
   watchdog(_episode(5, loss=500.0))
-  assert stream.text.count('warning') == 1
-  quiet = triggers.LossWatchdog(_Lines(), None, baseline_episodes=1)
+  assert stream.getvalue().count('warning') == 1
+  quiet = triggers.LossWatchdog(io.StringIO(), None, baseline_episodes=1)
   quiet(_episode(1, loss=-1.0))
   quiet(_episode(2, loss=-50.0))
   assert quiet.loss_growth == 50.0
@@ -165,7 +154,7 @@ def _events(folder):
 
 def test_scalar_summaries_write_at_their_interval(tmp_path):
   writer = tf.summary.create_file_writer(str(tmp_path))
-  watchdog = triggers.LossWatchdog(_Lines(), None)
+  watchdog = triggers.LossWatchdog(io.StringIO(), None)
   scalars = triggers.ScalarSummaries(writer, triggers.Every(2), watchdog)
   for episode in range(1, 6):
     scalars(_episode(episode, num_episodes=5, imitation_loss=0.0 if
@@ -276,7 +265,7 @@ def test_validation_chooses_the_steps_keeps_the_best_and_warns(tmp_path):
   best = triggers.BestCheckpoint(_manager(tmp_path / 'best', v=1.0),
                                  str(tmp_path), PSNR, write_files=True)
   writer = tf.summary.create_file_writer(str(tmp_path / 'eval'))
-  stream = _Lines()
+  stream = io.StringIO()
   validation = triggers.Validation(
       validator, triggers.Every(2), best, steps, True, writer,
       action_set_lib.get_action_set('denoise'), False, stream, 0)
@@ -284,12 +273,12 @@ def test_validation_chooses_the_steps_keeps_the_best_and_warns(tmp_path):
   assert validator.every_step == [] and validation.value is None
   validation(_episode(2, num_episodes=4))
   assert int(steps) == 2 and validation.value == 23.0
-  assert validation.best['episode'] == 2 and not stream.text
+  assert validation.best['episode'] == 2 and not stream.getvalue()
   validation(_episode(4, num_episodes=4))
   assert int(steps) == 1 and validation.value == 19.0
   assert validation.best['episode'] == 2
   assert 'at episode 4 validation psnr 19 is worse than the untouched input' \
-      in stream.text
+      in stream.getvalue()
   writer.flush()
   tags = _events(tmp_path / 'eval')
   assert (0, 'Metrics/val_psnr_input') in tags
@@ -298,7 +287,7 @@ def test_validation_chooses_the_steps_keeps_the_best_and_warns(tmp_path):
 
 
 def test_progress_report_shows_the_last_validation():
-  stream = _Lines()
+  stream = io.StringIO()
   bar = progress.ProgressBar(4, stream=stream, log_every_seconds=0)
 
   class _Validated:
@@ -306,7 +295,7 @@ def test_progress_report_shows_the_last_validation():
   report = triggers.ProgressReport(bar, _Validated(), 'psnr')
   report(_episode(2, num_episodes=4, episode_reward=3.0))
   assert re.search(r'episode 2/4 .* reward 3 loss 1 val_psnr 24\.5',
-                   stream.text)
+                   stream.getvalue())
 
 
 def test_episode_hooks_see_the_current_step_count_and_may_stop():

@@ -386,7 +386,7 @@ def edit_image(image_path, mask_path, output_dir,
                init=None,
                filters=64,
                use_conv_gru=True,
-               update_interval=DEFAULT_UPDATE_INTERVAL,
+               update_interval=None,
                learning_rate=1e-3,
                alpha=ALPHA,
                beta=BETA,
@@ -415,8 +415,8 @@ def edit_image(image_path, mask_path, output_dir,
     init: colour run directory / checkpoint or `.npz` to start from.
     filters: network width (64 to start from the released weights).
     use_conv_gru: the "+convGRU" network.
-    update_interval: steps per update (must divide `t_max`; None: one update
-      per episode).
+    update_interval: steps per update; it must divide `t_max`. None: the
+      paper's 5 when it divides `t_max`, else one update per episode.
     learning_rate: initial Adam learning rate (poly decay over `episodes`).
     alpha: reward weight inside the mask (1.0).
     beta: reward weight outside the mask (0.5).
@@ -440,6 +440,8 @@ def edit_image(image_path, mask_path, output_dir,
   if episodes < 0 or (test_t_max is not None and test_t_max < 1):
     raise SaliencyEditError('episodes must be >= 0 and test_t_max >= 1')
   action_set_name = action_set_lib.color_action_set(reference_code_actions)
+  if update_interval is None and not t_max % DEFAULT_UPDATE_INTERVAL:
+    update_interval = DEFAULT_UPDATE_INTERVAL
   try:
     task = dataclasses.replace(tasks_lib.SALIENCY_EDIT,
                                action_set=action_set_name, t_max=t_max,
