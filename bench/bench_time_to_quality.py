@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     task = train_lib.resolve_task(None)
     bound = gin.get_bindings('pixelrl_tf.training.TrainingData')
     _check_held_out(bound.get('data_source', datasets.DEFAULT_SOURCE))
-    lab = task.validation_metric == tasks_lib.LAB_DISTANCE
+    lab = task.lab_metric
     triples, description, split_bindings = _test_split(
         task, task.channels, task.bgr, args, work)
 

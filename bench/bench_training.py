@@ -663,7 +663,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                     num_episodes=settings.get('num_episodes'))
     config = model_io.read_model_config(args.root_dir)
     task = run_task(args.root_dir)
-    lab_metric = eval_lib.is_color_model(config)
+    lab_metric = config.get_task().lab_metric
     triples, test_set = load_test_set(task, config.channels, lab_metric, args)
     evaluation = evaluate_run(args.root_dir, triples, args.seed, lab_metric)
   except (train_lib.TrainingError, ValueError, KeyError, FileNotFoundError,

@@ -26,6 +26,7 @@ from pixelrl_tf.training import loop
 from pixelrl_tf.training import progress
 from pixelrl_tf.training import settings
 from pixelrl_tf.training import triggers
+from pixelrl_tf.training import validation
 
 # Floats may differ in the last bits between CPUs (another oneDNN kernel).
 RTOL = 1e-4
@@ -398,3 +399,24 @@ def test_every_setting_has_one_part_and_one_binding():
   ).startswith('train.crop_size is now TrainingData.crop_size')
   assert settings.moved_binding_hint(
       "Configurable 'train' doesn't have a parameter named 'nope'.") is None
+
+
+def test_metrics_are_a_registry_with_directions():
+  assert PSNR.better(21.0, 20.0) and not PSNR.better(20.0, 20.0)
+  assert LAB.better(4.0, 5.0) and not LAB.better(5.0, 4.0)
+  assert PSNR.better(1.0, None) and LAB.better(9.0, None)
+  assert PSNR.best_index([1.0, 3.0, 3.0, 2.0]) == 1
+  assert LAB.best_index([3.0, 1.0, 2.0, 1.0]) == 1
+  with pytest.raises(ValueError, match='already registered'):
+    tasks_lib.register_metric(tasks_lib.Metric('psnr', False))
+  sharpness = tasks_lib.register_metric(tasks_lib.Metric('sharpness', True))
+  try:
+    task = tasks_lib.Task('sharpen', validation_metric='sharpness')
+    assert task.metric is sharpness and not task.lab_metric
+    # Validation cannot measure it: refused, not scored as PSNR.
+    pair = ('a', np.zeros((4, 4, 1), np.float32),
+            np.zeros((4, 4, 1), np.float32))
+    with pytest.raises(ValueError, match="validates with 'sharpness'"):
+      validation.Validator(None, None, [pair], task)
+  finally:
+    del tasks_lib.METRICS['sharpness']

@@ -113,7 +113,7 @@ def _image_folder(value):
 
 
 def is_color_model(config):
-  """Whether `config` is a colour model: BGR images and the Lab metric."""
+  """Whether `config` takes colour images in OpenCV's BGR order."""
   task = config.get_task()
   return task.bgr and task.channels == 3
 
@@ -163,6 +163,7 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
   """
   config, restorer = restorers.restorer_from_run(checkpoint, t_max=t_max)
   color = is_color_model(config)
+  lab = config.get_task().lab_metric
   if input_dir is not None or target_dir is not None:
     if input_dir is None or target_dir is None:
       raise ValueError('paired evaluation needs both input_dir and '
@@ -187,12 +188,12 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
   report = protocol.evaluate_images(restorer, pairs, random_seed=seed,
                                     augment_x8=augment_x8,
                                     include_random=include_random,
-                                    progress_fn=progress_fn, lab_metric=color,
+                                    progress_fn=progress_fn, lab_metric=lab,
                                     fixed_schedules=schedules)
   report.update(checkpoint=checkpoint, noise=noise_text, seed=seed,
                 t_max=restorer.t_max, variant=config.variant, data=data)
   if include_best_fixed:
-    key = protocol.LAB if color else 'psnr'
+    key = protocol.LAB if lab else 'psnr'
     rows = report['rows']
     report[protocol.LEARNED_GAIN] = protocol.learned_gain(
         rows[protocol.MODEL][key], rows[protocol.BEST_FIXED][key],

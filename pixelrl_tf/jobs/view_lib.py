@@ -160,7 +160,7 @@ class ViewerModel:
   @property
   def lab_metric(self) -> bool:
     """Whether results are also measured by the mean Lab distance."""
-    return self.bgr
+    return self.task.lab_metric
 
 
 def _default_noise(task, name):

@@ -74,10 +74,22 @@ class Metric:
                         else min(values))
 
 
-# Validation metrics by name.
-METRICS = {metric.name: metric for metric in (
-    Metric(PSNR, True), Metric(LAB_DISTANCE, False),
-    Metric(SALIENCY_CC, True))}
+# Validation metrics by name (`register_metric` adds one).
+METRICS = {}
+
+
+def register_metric(metric: Metric, overwrite: bool = False) -> Metric:
+  """Makes `metric` a task's `validation_metric` by its name."""
+  if metric.name in METRICS and not overwrite:
+    raise ValueError(f'a metric called {metric.name!r} is already '
+                     'registered')
+  METRICS[metric.name] = metric
+  return metric
+
+
+for _metric in (Metric(PSNR, True), Metric(LAB_DISTANCE, False),
+                Metric(SALIENCY_CC, True)):
+  register_metric(_metric)
 
 INPUT_TRANSFORMS = ('none', 'lab')
 
@@ -153,6 +165,11 @@ class Task:
   def metric(self) -> Metric:
     """The validation metric, with its direction."""
     return METRICS[self.validation_metric]
+
+  @property
+  def lab_metric(self) -> bool:
+    """Whether results are measured by the mean Lab distance (colour)."""
+    return self.validation_metric == LAB_DISTANCE
 
   def get_action_set(self):
     return action_set_lib.get_action_set(self.action_set)

@@ -16,6 +16,10 @@ from pixelrl_tf.evaluation import protocol
 from pixelrl_tf.serving import restoration_module
 from pixelrl_tf.tasks import tasks as tasks_lib
 
+# How validation measures a restored image against its target.
+_SCORES = {tasks_lib.PSNR: metrics.psnr,
+           tasks_lib.LAB_DISTANCE: metrics.mean_lab_distance}
+
 
 class Validator:
   """Greedy restoration of fixed, seeded validation images."""
@@ -32,6 +36,11 @@ class Validator:
     Attributes:
       metric: the task's `Metric` (name and direction).
     """
+    if pairs and task.metric.name not in _SCORES:
+      raise ValueError(
+          f'task {task.name!r} validates with {task.metric.name!r}; '
+          f'validation measures {" or ".join(sorted(_SCORES))} (leave out '
+          'the validation images, or use one of those)')
     module = restoration_module.RestorationModule(network, action_set,
                                                   task.t_max)
     self._restorer = restoration_module.restorer_from_module(module)
@@ -39,7 +48,7 @@ class Validator:
     self._pairs = list(pairs)
     self._task = task
     self.metric = task.metric
-    self._lab = self.metric.name == tasks_lib.LAB_DISTANCE
+    self._lab = task.lab_metric
 
   def __len__(self):
     return len(self._pairs)
@@ -49,9 +58,7 @@ class Validator:
     return self.metric.name
 
   def score(self, clean, image):
-    if self._lab:
-      return metrics.mean_lab_distance(clean, image)
-    return metrics.psnr(clean, image)
+    return _SCORES[self.metric.name](clean, image)
 
   def input_score(self):
     return float(np.mean([self.score(clean, noisy)
