@@ -22,7 +22,11 @@ _SCORES = {tasks_lib.PSNR: metrics.psnr,
 
 
 class Validator:
-  """Greedy restoration of fixed, seeded validation images."""
+  """Greedy restoration of fixed, seeded validation images.
+
+  Attributes:
+    metric: the task's `Metric` (name and direction).
+  """
 
   def __init__(self, network, action_set, pairs, task: tasks_lib.Task):
     """Creates the validator.
@@ -33,8 +37,9 @@ class Validator:
       pairs: `(name, corrupted [H,W,C], target [H,W,C])` triples.
       task: the `Task` (its `t_max` and validation metric).
 
-    Attributes:
-      metric: the task's `Metric` (name and direction).
+    Raises:
+      ValueError: validation images for a metric validation cannot measure
+        (it measures PSNR or the mean Lab distance).
     """
     if pairs and task.metric.name not in _SCORES:
       raise ValueError(
