@@ -146,9 +146,10 @@ def train(root_dir: str,
       scale.update_recompute, local_batch, data.crop_size,
       architecture.filters, task.window)
   episode, inference_steps = _counters(task)
+  action_set = task.get_action_set()
   with strategy.scope():
     network, optimizer, environment, agent = _build_agent(
-        config, task, local_batch, data.crop_size, optimization,
+        config, task, action_set, local_batch, data.crop_size, optimization,
         mixed_precision)
   guarded = _guarded_settings(task, data, optimization, run_control,
                               cadence, mixed_precision, agent)
@@ -175,10 +176,10 @@ def train(root_dir: str,
   episode_fn = _episode_fn(strategy, agent, environment, task, data,
                            source, run_control.seed, record_gradients,
                            scale.jit_compile)
-  validator = validation.Validator(network, task.get_action_set(),
-                                   source.validation, task)
+  validator = validation.Validator(network, action_set, source.validation,
+                                   task)
   after_episode, histograms, validating = _triggers(
-      root_dir, chief, task, agent, network, validator, manager,
+      root_dir, chief, task, action_set, agent, network, validator, manager,
       inference_steps, start_episode, optimization.num_episodes, cadence,
       started, stream, episode_hooks)
   try:
@@ -301,8 +302,8 @@ def _make_run_dir(root_dir) -> bool:
       os.path.join(root_dir, model_io.MODEL_CONFIG_FILE))
 
 
-def _build_agent(config, task, local_batch, crop_size, optimization,
-                 mixed_precision):
+def _build_agent(config, task, action_set, local_batch, crop_size,
+                 optimization, mixed_precision):
   """`(network, optimizer, environment, agent)` of a run (in its scope)."""
   network = model_io.build_network(
       config, dtype_policy=(tf.keras.mixed_precision.Policy(mixed_precision)
@@ -312,7 +313,7 @@ def _build_agent(config, task, local_batch, crop_size, optimization,
   if mixed_precision == 'mixed_float16':
     optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
   environment = tf_pixel_env.PixelTFEnvironment(
-      task.get_action_set(), task.get_reward_fn(), channels=task.channels,
+      action_set, task.get_reward_fn(), channels=task.channels,
       extra_channels=task.extra_channels, image_size=(crop_size, crop_size),
       batch_size=local_batch, t_max=task.t_max)
   agent = pixel_a2c_agent.PixelA2CAgent(
@@ -473,9 +474,9 @@ def _final_report(validator, root_dir, inference_steps, chief, episodes_run,
   return report
 
 
-def _triggers(root_dir, chief, task, agent, network, validator, manager,
-              inference_steps, start_episode, num_episodes, cadence, started,
-              stream, episode_hooks):
+def _triggers(root_dir, chief, task, action_set, agent, network, validator,
+              manager, inference_steps, start_episode, num_episodes, cadence,
+              started, stream, episode_hooks):
   """`(triggers in order, histogram recorder, validation trigger)`."""
   every = lambda interval, **kwargs: triggers.Every(interval, start_episode,
                                                     **kwargs)
@@ -496,7 +497,7 @@ def _triggers(root_dir, chief, task, agent, network, validator, manager,
   validating = triggers.Validation(
       validator, every(cadence.eval_interval), best, inference_steps,
       cadence.choose_inference_steps, writers.get(EVAL_DIR),
-      task.get_action_set(),
+      action_set,
       task.bgr, stream, start_episode)
   in_order = [triggers.FiniteCheck(checkpoints), watchdog]
   if train_writer:
@@ -506,7 +507,7 @@ def _triggers(root_dir, chief, task, agent, network, validator, manager,
         triggers.ImageSummaries(
             train_writer, every(cadence.image_summary_interval, at_end=False,
                                 at_first=True),
-            task.get_action_set(), task.bgr, reward_map)]
+            action_set, task.bgr, reward_map)]
   bar = progress.ProgressBar(num_episodes, initial=start_episode,
                              stream=stream)
   in_order += [

@@ -141,7 +141,7 @@ def load(path: str) -> Tuple[Optional[model_io.ModelConfig],
       raise RestoreError(
           f'{path} holds no SavedModel (saved_model.pb), no version folder '
           f'and no run ({model_io.MODEL_CONFIG_FILE})') from None
-    return config, restorer, f'{config.variant} model of {path}'
+    return config, restorer, restorer.description
   if os.path.isfile(path + '.index'):
     config, restorer = restorer_from_run(path)
     return config, restorer, f'{config.variant} checkpoint {path}'
