@@ -402,8 +402,9 @@ def markdown(result: Dict[str, Any]) -> str:
 def plot(paths: Sequence[str], output_png: str) -> None:
   """The median gain curves of result files against training minutes.
 
-  Every file must have been evaluated at the same training minutes (its
-  `--eval_every_minutes` grid and `--minutes`); the x axis is that grid.
+  The files must have been evaluated at the same training minutes (their
+  `--eval_every_minutes` grid); a longer run is drawn up to the shortest
+  file's last point. The x axis is that grid, in nominal minutes.
 
   Raises:
     ValueError: the files' grids differ, or their metrics do.
@@ -411,19 +412,24 @@ def plot(paths: Sequence[str], output_png: str) -> None:
   results = [json.loads(pathlib.Path(p).read_text()) for p in paths]
 
   def grid(result):
-    return [round(row['minutes'], 1) for row in result['summary']]
+    # The nominal minutes of the points (the measured ones vary by seconds).
+    every = result['settings']['eval_every_minutes']
+    budget = result['settings']['minutes']
+    return [round(min(every * (k + 1), budget), 1)
+            for k in range(len(result['summary']))]
 
-  minutes = grid(results[0])
+  points = min(len(result['summary']) for result in results)
+  minutes = grid(results[0])[:points]
   for path, result in zip(paths, results):
-    if grid(result) != minutes:
+    if grid(result)[:points] != minutes:
       raise ValueError(
           f'{path} was evaluated at {grid(result)} minutes, {paths[0]} at '
-          f'{minutes}: plot files of the same grid together')
+          f'{grid(results[0])}: plot files of the same grid together')
     if result['higher_is_better'] != results[0]['higher_is_better']:
       raise ValueError(f'{path} measures another metric than {paths[0]}')
   series = {}
   for result in results:
-    rows = result['summary']
+    rows = result['summary'][:points]
     series[result['label']] = [r['gain_median'] for r in rows]
     if 'peer_gain_median' in rows[0]:
       series[f'{result["label"]}: PyTorch port'] = [

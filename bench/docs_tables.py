@@ -877,14 +877,108 @@ def _render_time_to_quality(name: str) -> RenderFn:
   return render
 
 
+# `bench/profile_training.py`'s parts in the order a run meets them (the
+# triggers, by name, between the episodes and the final report).
+_PROFILE_FIRST = ('set-up', 'first episode', 'episodes', 'data')
+_PROFILE_LAST = ('final report',)
+_PROFILE_INSIDE_EPISODES = ('data',)
+
+
+def profile_table(data: Dict[str, Any]) -> str:
+  """A training profile: each part's seconds, share and seconds per episode."""
+  parts = data['seconds_by_part']
+  wall = data['wall_seconds']
+  episodes = max(data['episodes'], 1)
+  triggers = sorted(set(parts) - set(_PROFILE_FIRST) - set(_PROFILE_LAST),
+                    key=lambda part: -parts[part])
+  rows = []
+  for part in list(_PROFILE_FIRST) + triggers + list(_PROFILE_LAST):
+    if part not in parts:
+      continue
+    name = (f'{part} (inside the episodes)'
+            if part in _PROFILE_INSIDE_EPISODES else part)
+    rows.append([name, fmt(parts[part], 1),
+                 f'{100 * parts[part] / wall:.1f} %',
+                 fmt(parts[part] / episodes, 3)])
+  bindings = ', '.join(f'`{b}`' for b in data['gin_bindings']) or 'none'
+  precision = data['mixed_precision'] or 'float32'
+  intro = (f'`{data["label"]}`: {", ".join(data["gin_files"])} with '
+           f'{bindings}; {data["episodes"]} episodes in '
+           f'{data["wall_seconds"]:.0f} s ({precision}).')
+  return intro + '\n\n' + markdown_table(
+      ['part', 'seconds', 'share of the run', 'per episode (s)'], rows)
+
+
+def _register_profiles() -> None:
+  for path in sorted(RESULTS_DIR.glob('profile_*.json')):
+    register_table(path.stem, lambda results, name=path.name: profile_table(
+        results[name]), [path.name])
+
+
+def _render_time_to_quality_probes(names: Sequence[str]) -> RenderFn:
+  """One seed's point per file: gain and the greedy metric after each step.
+
+  The files must share their test split and best fixed schedule (random
+  agents differ with `t_max`).
+  """
+
+  def render(results: Results) -> str:
+    datas = [results[name] for name in names]
+    base = datas[0]['baselines']
+    for name, data in zip(names, datas):
+      if (data['test_set'] != datas[0]['test_set'] or
+          data['baselines']['best_fixed_schedule'] !=
+          base['best_fixed_schedule']):
+        raise TableError(f'{name} was measured on another split')
+    unit = _ttq_unit(datas[0])
+    steps = max(len(run['points'][-1]['per_step'])
+                for data in datas for run in data['runs'])
+    rows = []
+    for data in datas:
+      for run in data['runs']:
+        point = run['points'][-1]
+        bindings = '<br>'.join(f'`{b}`' for b in data['gin_bindings'])
+        curve = [fmt(value) for value in point['per_step']]
+        rows.append([f'`{data["label"]}`', bindings or 'none',
+                     str(run['seed']), fmt(point['train_seconds'] / 60, 1),
+                     str(point['episode']), str(point['inference_steps']),
+                     f'{point["gain"]:+.2f}'] + curve + [_MISSING] * (
+                         steps - len(curve)))
+    intro = (f'{", ".join(datas[0]["gin_files"])} with the bindings of each '
+             f'row, one seed, evaluated once at the end of its budget. '
+             f'Baselines: input {base["input"]:.2f}{unit}, best fixed '
+             f'schedule '
+             f'{base["best_fixed_schedule_label"]} '
+             f'{base["best_fixed_schedule"]:.2f}{unit}. "Steps": the count '
+             f'the run would restore for (its last validation\'s choice, '
+             f'else `t_max`); the gain is measured there; t=k: the greedy '
+             f'metric after k steps.')
+    header = ['probe', 'bindings', 'seed', 'minutes', 'episodes', 'steps',
+              'learned gain'] + [f't={k}' for k in range(1, steps + 1)]
+    return intro + '\n\n' + markdown_table(header, rows)
+
+  return render
+
+
+_TTQ_PROBE_PREFIX = 'time_to_quality_probe_'
+
+
 def _register_time_to_quality() -> None:
+  probes = []
   for path in sorted(RESULTS_DIR.glob('time_to_quality_*.json')):
-    register_table(path.stem, _render_time_to_quality(path.name),
-                   [path.name])
+    if path.name.startswith(_TTQ_PROBE_PREFIX):
+      probes.append(path.name)
+    else:
+      register_table(path.stem, _render_time_to_quality(path.name),
+                     [path.name])
+  if probes:
+    register_table('time_to_quality_denoise_probes',
+                   _render_time_to_quality_probes(probes), probes)
 
 
 def _register_all() -> None:
   _register_time_to_quality()
+  _register_profiles()
   register_table('core_episodes', _render_core, _CORE_FILES)
   register_table('core_one_rollout', _render_one_rollout,
                  ['core_before_one_rollout.json',

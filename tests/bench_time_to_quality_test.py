@@ -6,7 +6,8 @@ without ../shared/data). Checks what the result file promises: the machine,
 the split, baselines, per-seed points whose learned gain is the model's
 metric at its stored step count minus the best fixed schedule's, medians
 over the seeds, the markdown table, and the plot (one line when files of
-different grids are drawn together).
+different grids are drawn together; a longer run on the same grid is cut
+to the shorter one).
 """
 
 import json
@@ -116,8 +117,10 @@ def test_markdown_and_plot(result):
   assert image.shape == (440, 720, 3)
 
   other = dict(data, label='other')
-  other['summary'] = [dict(row, minutes=row['minutes'] * 2)
-                      for row in data['summary']]
+  other['settings'] = dict(
+      data['settings'],
+      eval_every_minutes=data['settings']['eval_every_minutes'] * 2,
+      minutes=data['settings']['minutes'] * 2)
   (folder / 'other.json').write_text(json.dumps(other))
   refused = _bench('--plot', str(folder / 'tiny.json'),
                    str(folder / 'other.json'),
@@ -127,3 +130,15 @@ def test_markdown_and_plot(result):
   assert len(lines) == 1 and lines[0].startswith('error: ') and (
       'same grid' in lines[0]), refused.stderr
   assert not (folder / 'both.png').exists()
+
+  # A longer run on the same grid is drawn up to the shorter one's end.
+  longer = dict(data, label='longer')
+  last = data['summary'][-1]
+  longer['summary'] = list(data['summary']) + [
+      dict(last, minutes=last['minutes'] + 1.0)]
+  (folder / 'longer.json').write_text(json.dumps(longer))
+  drawn = _bench('--plot', str(folder / 'tiny.json'),
+                 str(folder / 'longer.json'),
+                 f'--output_png={folder / "longer.png"}')
+  assert drawn.returncode == 0, drawn.stderr
+  assert cv2.imread(str(folder / 'longer.png')).shape == (440, 720, 3)

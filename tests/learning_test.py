@@ -29,6 +29,9 @@ trained policy must put `e / (e + 1 + 1/e) = 0.665` on shifting up, not 1
 down (a flipped advantage). The check is the total variation distance
 between the trained policy's mean action probabilities and `pi*`.
 
+Each gradient option of the agent passes both checks too
+(`learning_options_test.py`).
+
 **The schedule**: the rates the optimizer used, as logged, must equal the
 reference's poly schedule (a schedule that gives 0, never decays or grows
 fails this exactly).
@@ -112,8 +115,10 @@ def _register():
         'bandit_test', action_set=ACTIONS, reward='bandit_test',
         episode_source=tasks_lib.PAIRED, noise=None, channels=1, t_max=1,
         max_rotation_degrees=0.0))
+    # Per pixel: a pixel's reward depends on its own move only, so every
+    # action's reward is known (the gradient options use them).
     rewards_lib.register_reward('bandit_test', _bandit_reward,
-                                overwrite=True)
+                                overwrite=True, per_pixel=True)
 
 
 def write_pairs(folder, count, size, seed):
@@ -250,16 +255,21 @@ def shift_runs(data, tmp_path_factory):
            train_shift_task(root / str(seed), data, seed)) for seed in SEEDS]
 
 
-def test_shift_task_learns_the_known_optimal_policy(data, shift_runs):
-  qualities = [greedy_quality(run_dir, data) for _, run_dir, _ in shift_runs]
+def assert_shift_task_learnt(data, runs):
+  """The medians over `runs` (`(seed, dir, result)`) pass the checks."""
+  qualities = [greedy_quality(run_dir, data) for _, run_dir, _ in runs]
   shares, psnrs = zip(*qualities)
   assert np.median(shares) >= MIN_OPTIMAL_SHARE, qualities
   assert np.median(psnrs) >= MIN_PSNR, qualities
-  for (_, _, result), (_, psnr) in zip(shift_runs, qualities):
+  for (_, _, result), (_, psnr) in zip(runs, qualities):
     report = result['final_report']
     # The input and the best fixed action schedule are far below.
     assert report['input'] < 12.0 and report['best_fixed_schedule'] < 16.5
     assert report['model'] == pytest.approx(psnr)
+
+
+def test_shift_task_learns_the_known_optimal_policy(data, shift_runs):
+  assert_shift_task_learnt(data, shift_runs)
 
 
 def test_the_learning_rate_follows_the_poly_schedule(shift_runs):
@@ -277,14 +287,19 @@ def test_bandit_optimum_is_the_softmax_of_rewards_over_beta():
                              atol=1e-4)
 
 
-def test_the_entropy_bonus_holds_the_policy_at_the_regularised_optimum(
-    data, tmp_path):
+def assert_bandit_at_the_regularised_optimum(data, root, bindings=()):
+  """Trains the bandit on every seed; the median distance to `pi*` passes."""
   distances = []
   for seed in SEEDS:
-    run_dir = tmp_path / str(seed)
-    train_bandit(run_dir, data, seed)
+    run_dir = root / str(seed)
+    train_bandit(run_dir, data, seed, bindings)
     probabilities = mean_policy(run_dir, data)
     distances.append((bandit_distance(probabilities),
                       probabilities.round(3).tolist()))
   assert np.median([d for d, _ in distances]) <= MAX_BANDIT_DISTANCE, (
       distances)
+
+
+def test_the_entropy_bonus_holds_the_policy_at_the_regularised_optimum(
+    data, tmp_path):
+  assert_bandit_at_the_regularised_optimum(data, tmp_path)

@@ -349,7 +349,7 @@ def test_the_loop_runs_the_budget_in_order_and_finishes():
       _fake_episode_fn(calls), episode, 5, lambda current: current / 10,
       [_Recorder(log, 'a'), _Recorder(log, 'b')], contexts=[context])
   assert calls == [2, 3, 4] and int(episode) == 5
-  assert ended == loop.LoopResult(3, None)
+  assert (ended.episodes_run, ended.signal_name) == (3, None)
   assert contexts == [(3, 5), (4, 5), (5, 5)]
   assert log == [('a', 3, 0.2), ('b', 3, 0.2), ('a', 4, 0.3), ('b', 4, 0.3),
                  ('a', 5, 0.4), ('b', 5, 0.4), ('a', 'finish', 5),
@@ -367,6 +367,54 @@ def test_the_loop_stops_on_a_trigger_or_a_count():
   ended = loop.run_episodes(_fake_episode_fn([]), episode, 10, lambda c: 0.0,
                             [], stop_after_episodes=3)
   assert ended.episodes_run == 3 and int(episode) == 5
+
+
+class _Clock:
+  """A clock that moves only when told to."""
+
+  def __init__(self):
+    self.now = 100.0
+
+  def __call__(self):
+    return self.now
+
+
+class _SlowTrigger:
+  """Takes `seconds` of the clock per call and `finish_seconds` at the end."""
+
+  def __init__(self, clock, seconds, finish_seconds=0.0):
+    self._clock, self._seconds = clock, seconds
+    self._finish_seconds = finish_seconds
+
+  def __call__(self, episode):
+    self._clock.now += self._seconds
+
+  def finish(self, episode):
+    self._clock.now += self._finish_seconds
+
+
+class _OtherSlowTrigger(_SlowTrigger):
+  pass
+
+
+def test_the_loop_says_where_its_time_went():
+  clock = _Clock()
+  calls = []
+  fake = _fake_episode_fn(calls)
+
+  def episode_fn(current):
+    # The first call (tracing) takes 7 s, every other 2 s.
+    clock.now += 7.0 if not calls else 2.0
+    return fake(current)
+
+  ended = loop.run_episodes(
+      episode_fn, tf.Variable(0, dtype=tf.int64), 4, lambda c: 0.0,
+      [_SlowTrigger(clock, 0.5, finish_seconds=3.0),
+       _OtherSlowTrigger(clock, 0.25)], clock=clock)
+  assert ended.seconds_by_part == {
+      loop.FIRST_EPISODE: 7.0, loop.EPISODES: 3 * 2.0,
+      '_SlowTrigger': 4 * 0.5 + 3.0, '_OtherSlowTrigger': 4 * 0.25}
+  assert sum(ended.seconds_by_part.values()) == clock.now - 100.0
 
 
 def test_the_poly_schedule_sets_the_optimizer():

@@ -19,6 +19,7 @@ from pixelrl_tf import cli
 from pixelrl_tf.jobs import train_lib
 from pixelrl_tf.models import model_io
 from pixelrl_tf.models import restorers
+from pixelrl_tf.training import loop
 from pixelrl_tf.training import progress
 from pixelrl_tf.training import run_settings
 from pixelrl_tf.training import settings
@@ -230,6 +231,13 @@ def test_the_step_count_chosen_on_validation_is_stored_and_used(tmp_path):
   assert model_io.read_model_config(str(tmp_path)).t_max == 4
   assert restorers.restorer_from_run(str(tmp_path))[1].t_max == chosen
   assert restorers.restorer_from_run(str(tmp_path), t_max=4)[1].t_max == 4
+  # Where the time went: every part of the run, each measured.
+  parts = result['seconds_by_part']
+  assert {train_lib.SET_UP, loop.FIRST_EPISODE, loop.EPISODES,
+          train_lib.DATA, train_lib.FINAL_REPORT, 'Validation',
+          'Checkpoints', 'ScalarSummaries'} <= set(parts)
+  assert all(seconds >= 0 for seconds in parts.values())
+  assert parts[train_lib.FINAL_REPORT] > 0 and parts['Validation'] > 0
 
 
 def test_a_stored_step_count_outside_the_model_is_refused(tmp_path):

@@ -60,6 +60,10 @@ from pixelrl_tf.training import validation
 EVAL_DIR = 'eval'
 BEST_DIR = 'best'
 FINAL_REPORT_FILE = 'final_report.json'
+# `seconds_by_part` keys besides the loop's (`loop.LoopResult`).
+SET_UP = 'set-up'
+DATA = 'data'
+FINAL_REPORT = 'final report'
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 MIXED_PRECISION_POLICIES = (None, 'mixed_bfloat16', 'mixed_float16', 'auto')
@@ -123,7 +127,10 @@ def train(root_dir: str,
     restoration step count the checkpoints store), `interrupted` (signal
     name or None), and what the run was built with: `task`,
     `model_config`, `mixed_precision` (the policy used, `'auto'` resolved),
-    `agent_hyperparameters` and `record_gradients`.
+    `agent_hyperparameters` and `record_gradients`; `seconds_by_part`:
+    where this call's time went (`SET_UP` before the first episode, the
+    loop's parts of `loop.LoopResult.seconds_by_part`, `DATA`: waiting for
+    the next batch, inside the episodes, and `FINAL_REPORT`).
 
   Raises:
     TrainingError: a one-line reason the run cannot go on.
@@ -173,15 +180,17 @@ def train(root_dir: str,
   if chief:
     _write_run_files(root_dir, new_run, config, guarded, stored_settings,
                      start_episode)
+  data_seconds = []
   episode_fn = _episode_fn(strategy, agent, environment, task, data,
                            source, run_control.seed, record_gradients,
-                           scale.jit_compile)
+                           scale.jit_compile, data_seconds)
   validator = validation.Validator(network, action_set, source.validation,
                                    task)
   after_episode, histograms, validating = _triggers(
       root_dir, chief, task, action_set, agent, network, validator, manager,
       inference_steps, start_episode, optimization.num_episodes, cadence,
       started, stream, episode_hooks)
+  set_up_seconds = time.monotonic() - started
   try:
     ended = loop.run_episodes(
         episode_fn, episode, optimization.num_episodes,
@@ -194,10 +203,14 @@ def train(root_dir: str,
     # A live `from_generator` iterator can hang the interpreter's exit.
     del episode_fn
   report = None
+  report_started = time.monotonic()
   if (cadence.final_report and len(validator) and not ended.signal_name and
       int(episode) == optimization.num_episodes):
     report = _final_report(validator, root_dir, int(inference_steps), chief,
                            ended.episodes_run, stream)
+  seconds_by_part = {SET_UP: set_up_seconds, **ended.seconds_by_part,
+                     DATA: sum(data_seconds),
+                     FINAL_REPORT: time.monotonic() - report_started}
   _say_how_it_stopped(ended, int(episode), manager.directory, stream)
   return dict(
       episode=int(episode), val_metric=validating.value,
@@ -206,7 +219,7 @@ def train(root_dir: str,
       inference_steps=int(inference_steps), interrupted=ended.signal_name,
       task=task, model_config=config, mixed_precision=mixed_precision,
       agent_hyperparameters=agent.hyperparameters,
-      record_gradients=record_gradients)
+      record_gradients=record_gradients, seconds_by_part=seconds_by_part)
 
 
 def resolve_task(task):
@@ -425,8 +438,12 @@ def _write_run_files(root_dir, new_run, config, settings, stored_settings,
 
 
 def _episode_fn(strategy, agent, environment, task, data, source, seed,
-                record_gradients, jit_compile) -> loop.EpisodeFn:
-  """The loop's episode: the next batch through the distributed learner."""
+                record_gradients, jit_compile,
+                data_seconds: list) -> loop.EpisodeFn:
+  """The loop's episode: the next batch through the distributed learner.
+
+  Appends each wait for the next batch to `data_seconds`.
+  """
   learner = learner_lib.EpisodeLearner(
       agent, environment, task.t_max, task.window, seed,
       noise_model=source.noise_model, record_gradients=record_gradients,
@@ -438,7 +455,9 @@ def _episode_fn(strategy, agent, environment, task, data, source, seed,
   batches = iter(source.dataset)
 
   def episode_fn(current):
+    waited = time.monotonic()
     start, target = next(batches)
+    data_seconds.append(time.monotonic() - waited)
     try:
       return run_episode(start, target, tf.constant(current, tf.int64))
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,

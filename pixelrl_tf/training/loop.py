@@ -10,6 +10,7 @@ inside the given contexts, counts it, and hands the result to the triggers
 user hooks). SIGINT and SIGTERM stop it after the current episode.
 """
 
+import collections
 import contextlib
 import dataclasses
 import time
@@ -40,16 +41,25 @@ class LoopResult:
     episodes_run: episodes this call ran.
     signal_name: `'SIGINT'` or `'SIGTERM'` when a signal stopped it, else
       None.
+    seconds_by_part: where the loop's time went: `FIRST_EPISODE` (the
+      first call traces the episode function), `EPISODES` (every other
+      call) and each trigger by its class name (its calls and `finish`).
   """
   episodes_run: int
   signal_name: Optional[str]
+  seconds_by_part: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+FIRST_EPISODE = 'first episode'
+EPISODES = 'episodes'
 
 
 def run_episodes(episode_fn: EpisodeFn, episode: tf.Variable,
                  num_episodes: int, schedule_fn: ScheduleFn,
                  triggers: Sequence[triggers_lib.Trigger],
                  contexts: Sequence[ContextFn] = (),
-                 stop_after_episodes: Optional[int] = None) -> LoopResult:
+                 stop_after_episodes: Optional[int] = None,
+                 clock: Callable[[], float] = time.monotonic) -> LoopResult:
   """Runs training episodes from `episode` up to `num_episodes`.
 
   Args:
@@ -62,21 +72,31 @@ def run_episodes(episode_fn: EpisodeFn, episode: tf.Variable,
       called once at the end (the last checkpoint, the progress line).
     contexts: entered around every episode call (histogram recording).
     stop_after_episodes: stop after this many episodes of this call.
+    clock: seconds, for the episodes' and the parts' durations.
 
   Returns:
     The `LoopResult`.
   """
   episodes_run = 0
+  seconds_by_part = collections.defaultdict(float)
+
+  def timed(part, fn, *args):
+    started = clock()
+    value = fn(*args)
+    seconds_by_part[part] += clock() - started
+    return value
+
   with progress.StopRequest() as stop:
     while int(episode) < num_episodes:
       current = int(episode)
       learning_rate = schedule_fn(current)
-      started = time.monotonic()
+      started = clock()
       with contextlib.ExitStack() as stack:
         for make_context in contexts:
           stack.enter_context(make_context(current + 1, num_episodes))
         result = episode_fn(current)
-      seconds = time.monotonic() - started
+      seconds = clock() - started
+      seconds_by_part[EPISODES if episodes_run else FIRST_EPISODE] += seconds
       scalars = {key: float(result[key]) for key in learner_lib.SCALARS + (
           learner_lib.GRADIENT_NORM, learner_lib.APPLIED)}
       episode.assign_add(1)
@@ -85,15 +105,16 @@ def run_episodes(episode_fn: EpisodeFn, episode: tf.Variable,
           current + 1, num_episodes, scalars,
           {key: result[key] for key in ('start', 'outputs', 'actions')},
           learning_rate, seconds)
-      stops = [bool(trigger(done)) for trigger in triggers]
+      stops = [bool(timed(type(trigger).__name__, trigger, done))
+               for trigger in triggers]
       if stop or any(stops) or (stop_after_episodes is not None and
                                 episodes_run >= stop_after_episodes):
         break
     for trigger in triggers:
       finish = getattr(trigger, 'finish', None)
       if finish is not None:
-        finish(int(episode))
-  return LoopResult(episodes_run, stop.signal_name)
+        timed(type(trigger).__name__, finish, int(episode))
+  return LoopResult(episodes_run, stop.signal_name, dict(seconds_by_part))
 
 
 def poly_schedule(optimizer: tf.keras.optimizers.Optimizer,
