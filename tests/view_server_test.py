@@ -714,13 +714,16 @@ def _environment():
 class _Viewer:
   """`python -m pixelrl_tf.view` in a subprocess, its stdout read by lines."""
 
-  def __init__(self, model, tmp_dir):
+  def __init__(self, model, tmp_dir, sigint_ignored=False):
+    """Starts it; `sigint_ignored`: as a shell script's background job is."""
     environment = _environment()
     environment['TMPDIR'] = str(tmp_dir)  # Where its work folder goes.
     self.process = subprocess.Popen(
         [sys.executable, '-m', 'pixelrl_tf.view', f'--model={model}',
          '--port=0'], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=environment)
+        stderr=subprocess.PIPE, text=True, env=environment,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored else None)
     self.lines = queue.Queue()
     self.reader = threading.Thread(
         target=lambda: [self.lines.put(line) for line in self.process.stdout],
@@ -763,7 +766,10 @@ def test_cli_serves_and_stops_on_sigint_or_sigterm(trained_run, exported,
       ('export', os.path.dirname(exported.model_dir), signal.SIGTERM)):
     tmp_dir = tmp_path / name
     tmp_dir.mkdir()
-    cases.append((_Viewer(model, tmp_dir), model, signal_number, tmp_dir))
+    # Started with SIGINT ignored, Ctrl-C's signal still stops it.
+    cases.append((_Viewer(model, tmp_dir,
+                          sigint_ignored=signal_number == signal.SIGINT),
+                  model, signal_number, tmp_dir))
   try:
     for viewer, model, signal_number, tmp_dir in cases:
       url = viewer.url()

@@ -464,10 +464,14 @@ def serve(model_specs: Sequence[str], host: str = DEFAULT_HOST,
   if not max_upload_mb > 0 or not max_megapixels > 0:
     raise ValueError('--max_upload_mb and --max_megapixels must be positive')
   work_dir = tempfile.mkdtemp(prefix='pixelrl_view_')
-  previous_handler = None
+  previous_handlers = {}
   if threading.current_thread() is threading.main_thread():
-    # `kill` (SIGTERM) stops the viewer as Ctrl-C does, removing its files.
-    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C (SIGINT) and `kill` (SIGTERM) stop the viewer, removing its
+    # files; SIGINT too where the viewer was started with it ignored (a
+    # background job of a shell script inherits SIGINT ignored).
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+      previous_handlers[signal_number] = signal.signal(signal_number,
+                                                       _interrupt)
   try:
     models = view_lib.load_models(model_specs, work_dir, log_fn)
     viewer = view_lib.Viewer(
@@ -490,5 +494,6 @@ def serve(model_specs: Sequence[str], host: str = DEFAULT_HOST,
       viewer.close()
   finally:
     shutil.rmtree(work_dir, ignore_errors=True)
-    if previous_handler is not None:
-      signal.signal(signal.SIGTERM, previous_handler)
+    for signal_number, handler in previous_handlers.items():
+      if handler is not None:
+        signal.signal(signal_number, handler)
