@@ -43,6 +43,7 @@ from pixelrl_tf import hardware  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import train_lib  # pylint: disable=g-import-not-at-top
 
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
   """Trains once; returns the JSON result."""
   work = pathlib.Path(tempfile.mkdtemp(prefix='profile_training_'))
