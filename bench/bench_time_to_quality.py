@@ -33,7 +33,11 @@ the count the run would restore for, and the **learned gain**: that metric
 minus the best fixed schedule's (the best single action at its best repeat
 count, chosen on the test split itself), positive when the agents beat it
 (for the Lab distance, the best fixed schedule's minus the model's). The
-input and random agents are measured once.
+input and random agents are measured once, and so is a second bar: the
+best fixed *sequence* (`protocol.best_fixed_sequence`: one action per step
+for the whole image, allowed to change from step to step), with each
+point's gain over it (`gain_over_sequence`): agents above the schedule but
+not above the sequence have learnt when to filter, not where.
 
 `--peer_python` and `--peer_dir` also run the PyTorch port
 (`bench/peer_time_to_quality.py` under that interpreter; see its docstring
@@ -188,6 +192,30 @@ class Evaluator:
     key = protocol.LAB if self._lab else 'psnr'
     return [step[key] for step in report['rows'][protocol.MODEL]['per_step']]
 
+  def actions(self, weights) -> Dict[str, Any]:
+    """Where the greedy agents act differently, per step.
+
+    Returns:
+      `{'action_shares': [T][A] share of the split's pixels taking each
+        action, 'top_action_share': [T] mean over the images of the share
+        of an image's pixels that take its most frequent action}`: 1.0 at
+        a step where every image is filtered by one action throughout.
+    """
+    self._network.set_weights(weights)
+    num_actions = self._network.num_actions
+    counts = np.zeros((self.t_max, num_actions))
+    top = np.zeros(self.t_max)
+    for _, corrupted, _ in self._triples:
+      _, actions = protocol.greedy(self._restorer, corrupted)
+      for step, action_map in enumerate(actions):
+        image_counts = np.bincount(np.ravel(action_map),
+                                   minlength=num_actions)
+        counts[step] += image_counts
+        top[step] += image_counts.max() / image_counts.sum()
+    return {'action_shares': (counts / counts.sum(axis=1, keepdims=True)
+                              ).tolist(),
+            'top_action_share': (top / len(self._triples)).tolist()}
+
 
 def _train_seed(args, seed, extra_bindings, work, evaluator_factory):
   """Trains one seed; returns its points (evaluated) and run facts."""
@@ -203,9 +231,10 @@ def _train_seed(args, seed, extra_bindings, work, evaluator_factory):
   evaluator = evaluator_factory(root_dir)
   points = []
   for point in snapshots.points:
-    curve = evaluator.per_step(point.pop('weights'))
+    weights = point.pop('weights')
+    curve = evaluator.per_step(weights)
     point.update(per_step=curve, at_inference_steps=curve[
-        point['inference_steps'] - 1])
+        point['inference_steps'] - 1], **evaluator.actions(weights))
     points.append(point)
     print(f'  seed {seed}: {point["train_seconds"] / 60:5.1f} min, '
           f'episode {point["episode"]:4d}: {curve[-1]:.3f} at t_max, '
@@ -290,6 +319,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         point['gain'] = protocol.learned_gain(
             point['at_inference_steps'], baselines['best_fixed_schedule'],
             task.metric.higher_is_better)
+        point['gain_over_sequence'] = protocol.learned_gain(
+            point['at_inference_steps'], baselines['best_fixed_sequence'],
+            task.metric.higher_is_better)
       entry = {'seed': seed, 'points': points, **facts}
       if args.peer_python:
         peer = _run_peer(args, seed, work, triples)
@@ -324,7 +356,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _baselines(evaluator, triples, task, lab, args) -> Dict[str, Any]:
-  """Input, random agents and the best fixed schedule on the split."""
+  """Input, random agents, the best fixed schedule and sequence."""
   schedules = protocol.FixedSchedules(task.get_action_set(), evaluator.t_max)
   report = protocol.evaluate_images(evaluator.restorer, triples,
                                     random_seed=args.split_seed,
@@ -332,12 +364,17 @@ def _baselines(evaluator, triples, task, lab, args) -> Dict[str, Any]:
                                     fixed_schedules=schedules)
   key = protocol.LAB if lab else 'psnr'
   rows = report['rows']
+  sequence = protocol.best_fixed_sequence(task.get_action_set(), triples,
+                                          evaluator.t_max, lab_metric=lab)
   return {'input': rows[protocol.ORIGINAL][key],
           'random_agents': rows[protocol.RANDOM_AGENTS][key],
           'random_agents_per_step': [
               s[key] for s in rows[protocol.RANDOM_AGENTS]['per_step']],
           'best_fixed_schedule': rows[protocol.BEST_FIXED][key],
-          'best_fixed_schedule_label': report[protocol.BEST_FIXED]}
+          'best_fixed_schedule_label': report[protocol.BEST_FIXED],
+          'best_fixed_sequence': sequence['score'],
+          'best_fixed_sequence_actions': sequence['actions'],
+          'best_fixed_sequence_exhaustive': sequence['exhaustive']}
 
 
 def summarize(runs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -350,13 +387,17 @@ def summarize(runs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
   for index in range(min(len(r['points']) for r in runs)):
     points = [r['points'][index] for r in runs]
     gains = [p['gain'] for p in points]
+    sequence_gains = [p['gain_over_sequence'] for p in points]
     row = {'minutes': float(np.median([p['train_seconds'] for p in points]))
                       / 60.0,
            'episodes': float(np.median([p['episode'] for p in points])),
            'gain_median': float(np.median(gains)),
            'gain_min': float(np.min(gains)), 'gain_max': float(np.max(gains)),
            'metric_median': float(np.median(
-               [p['at_inference_steps'] for p in points]))}
+               [p['at_inference_steps'] for p in points])),
+           'sequence_gain_median': float(np.median(sequence_gains)),
+           'sequence_gain_min': float(np.min(sequence_gains)),
+           'sequence_gain_max': float(np.max(sequence_gains))}
     peers = [r['peer']['points'] for r in runs if 'peer' in r]
     if peers and all(len(p) > index for p in peers):
       peer_gains = [p[index]['gain'] for p in peers]
@@ -380,8 +421,16 @@ def markdown(result: Dict[str, Any]) -> str:
            f'{baselines["random_agents"]:.2f}{unit}), median of seeds '
            f'{result["settings"]["seeds"]} (min..max)', '']
   peer = any('peer_gain_median' in row for row in result['summary'])
+  sequence = 'best_fixed_sequence' in baselines
+  if sequence:
+    lines[0] += (f'; best fixed sequence '
+                 f'{", ".join(baselines["best_fixed_sequence_actions"])} '
+                 f'{baselines["best_fixed_sequence"]:.2f}{unit}')
   header = '| minutes | episodes | gain | metric |'
   rule = '|---:|---:|---:|---:|'
+  if sequence:
+    header += ' gain over the sequence |'
+    rule += '---:|'
   if peer:
     header += ' PyTorch port gain | port episodes |'
     rule += '---:|---:|'
@@ -390,6 +439,10 @@ def markdown(result: Dict[str, Any]) -> str:
     line = (f'| {row["minutes"]:.1f} | {row["episodes"]:.0f} | '
             f'{row["gain_median"]:+.2f} ({row["gain_min"]:+.2f}..'
             f'{row["gain_max"]:+.2f}) | {row["metric_median"]:.2f} |')
+    if sequence:
+      line += (f' {row["sequence_gain_median"]:+.2f} '
+               f'({row["sequence_gain_min"]:+.2f}..'
+               f'{row["sequence_gain_max"]:+.2f}) |')
     if peer:
       line += (f' {row["peer_gain_median"]:+.2f} ({row["peer_gain_min"]:+.2f}'
                f'..{row["peer_gain_max"]:+.2f}) | '

@@ -835,6 +835,21 @@ def _ttq_unit(data: Dict[str, Any]) -> str:
   return ' dB' if data['higher_is_better'] else ' Lab'
 
 
+def _gain(metric: float, bar: float, data: Dict[str, Any]) -> float:
+  """`protocol.learned_gain` (docs_tables does not import TensorFlow)."""
+  return metric - bar if data['higher_is_better'] else bar - metric
+
+
+def _sequence_text(base: Dict[str, Any], unit: str) -> str:
+  """The best fixed sequence of a time-to-quality file's baselines, if any."""
+  if 'best_fixed_sequence' not in base:
+    return ''
+  how = '' if base['best_fixed_sequence_exhaustive'] else ' (beam search)'
+  return (f', best fixed sequence{how} '
+          f'{", ".join(base["best_fixed_sequence_actions"])} '
+          f'{base["best_fixed_sequence"]:.2f}{unit}')
+
+
 def _render_time_to_quality(name: str) -> RenderFn:
   """One configuration's gain curve: median (min..max) over the seeds."""
 
@@ -844,7 +859,10 @@ def _render_time_to_quality(name: str) -> RenderFn:
     unit = _ttq_unit(data)
     seeds = data['settings']['seeds']
     peer = any('peer_gain_median' in row for row in data['summary'])
+    sequence = 'best_fixed_sequence' in base
     header = ['minutes', 'episodes', 'learned gain', 'metric']
+    if sequence:
+      header.append('gain over the sequence')
     if peer:
       header += ['PyTorch port: gain', 'port episodes']
     rows = []
@@ -852,6 +870,10 @@ def _render_time_to_quality(name: str) -> RenderFn:
       cells = [fmt(row['minutes'], 1), fmt(row['episodes'], 0),
                f'{row["gain_median"]:+.2f} ({row["gain_min"]:+.2f}..'
                f'{row["gain_max"]:+.2f})', fmt(row['metric_median'])]
+      if sequence:
+        cells.append(f'{row["sequence_gain_median"]:+.2f} '
+                     f'({row["sequence_gain_min"]:+.2f}..'
+                     f'{row["sequence_gain_max"]:+.2f})')
       if peer:
         cells += ([f'{row["peer_gain_median"]:+.2f} '
                    f'({row["peer_gain_min"]:+.2f}..'
@@ -870,8 +892,8 @@ def _render_time_to_quality(name: str) -> RenderFn:
         f'crops. Baselines on it: input {base["input"]:.2f}{unit}, random '
         f'agents {base["random_agents"]:.2f}{unit}, best fixed schedule '
         f'{base["best_fixed_schedule_label"]} '
-        f'{base["best_fixed_schedule"]:.2f}{unit}. Learned gain: median '
-        f'(min..max) over the seeds.')
+        f'{base["best_fixed_schedule"]:.2f}{unit}{_sequence_text(base, unit)}'
+        f'. Learned gain: median (min..max) over the seeds.')
     return intro + '\n\n' + markdown_table(header, rows)
 
   return render
@@ -919,7 +941,10 @@ def _render_time_to_quality_probes(names: Sequence[str]) -> RenderFn:
   """One seed's point per file: gain and the greedy metric after each step.
 
   The files must share their test split and best fixed schedule (random
-  agents differ with `t_max`).
+  agents differ with `t_max`). The best fixed sequence depends on `t_max`
+  too: a file measured before the benchmark searched it is compared with
+  the sequence another file of the same split and `t_max` measured.
+  Columns a file does not have show a dash.
   """
 
   def render(results: Results) -> str:
@@ -931,6 +956,16 @@ def _render_time_to_quality_probes(names: Sequence[str]) -> RenderFn:
           base['best_fixed_schedule']):
         raise TableError(f'{name} was measured on another split')
     unit = _ttq_unit(datas[0])
+    sequences = {}
+    for name, data in zip(names, datas):
+      if 'best_fixed_sequence' in data['baselines']:
+        t_max = len(data['runs'][0]['points'][-1]['per_step'])
+        known = sequences.setdefault(t_max, data['baselines'])
+        if (known['best_fixed_sequence'] !=
+            data['baselines']['best_fixed_sequence']):
+          raise TableError(f'{name} found another best fixed sequence')
+    shares = any('top_action_share' in run['points'][-1]
+                 for data in datas for run in data['runs'])
     steps = max(len(run['points'][-1]['per_step'])
                 for data in datas for run in data['runs'])
     rows = []
@@ -939,41 +974,69 @@ def _render_time_to_quality_probes(names: Sequence[str]) -> RenderFn:
         point = run['points'][-1]
         bindings = '<br>'.join(f'`{b}`' for b in data['gin_bindings'])
         curve = [fmt(value) for value in point['per_step']]
+        extra = []
+        if sequences:
+          sequence = sequences.get(len(point['per_step']))
+          extra.append(_MISSING if sequence is None else '{:+.2f}'.format(
+              _gain(point['at_inference_steps'],
+                    sequence['best_fixed_sequence'], data)))
+        if shares:
+          extra.append(' / '.join(
+              f'{share:.2f}' for share in point['top_action_share'])
+                       if 'top_action_share' in point else _MISSING)
         rows.append([f'`{data["label"]}`', bindings or 'none',
                      str(run['seed']), fmt(point['train_seconds'] / 60, 1),
                      str(point['episode']), str(point['inference_steps']),
-                     f'{point["gain"]:+.2f}'] + curve + [_MISSING] * (
-                         steps - len(curve)))
+                     f'{point["gain"]:+.2f}'] + extra + curve +
+                    [_MISSING] * (steps - len(curve)))
+    sequence_text = ''.join(
+        (f' (`t_max` {t_max})' if len(sequences) > 1 else '') +
+        _sequence_text(found, unit)
+        for t_max, found in sorted(sequences.items()))
     intro = (f'{", ".join(datas[0]["gin_files"])} with the bindings of each '
              f'row, one seed, evaluated once at the end of its budget. '
              f'Baselines: input {base["input"]:.2f}{unit}, best fixed '
              f'schedule '
              f'{base["best_fixed_schedule_label"]} '
-             f'{base["best_fixed_schedule"]:.2f}{unit}. "Steps": the count '
-             f'the run would restore for (its last validation\'s choice, '
-             f'else `t_max`); the gain is measured there; t=k: the greedy '
-             f'metric after k steps.')
-    header = ['probe', 'bindings', 'seed', 'minutes', 'episodes', 'steps',
-              'learned gain'] + [f't={k}' for k in range(1, steps + 1)]
+             f'{base["best_fixed_schedule"]:.2f}{unit}{sequence_text}. '
+             f'"Steps": the count the run would restore for (its last '
+             f'validation\'s choice, else `t_max`); the gain is measured '
+             f'there; t=k: the greedy metric after k steps.' + (
+                 ' "Top action share": at each step, the share of an '
+                 'image\'s pixels that take its most frequent action, '
+                 'averaged over the images (1.00: one action for the whole '
+                 'image).' if shares else ''))
+    header = (['probe', 'bindings', 'seed', 'minutes', 'episodes', 'steps',
+               'learned gain'] +
+              (['over the sequence'] if sequences else []) +
+              (['top action share'] if shares else []) +
+              [f't={k}' for k in range(1, steps + 1)])
     return intro + '\n\n' + markdown_table(header, rows)
 
   return render
 
 
-_TTQ_PROBE_PREFIX = 'time_to_quality_probe_'
+# Single-seed probes, one table per group: file name prefix -> table name.
+_TTQ_PROBE_GROUPS = {
+    'time_to_quality_probe_': 'time_to_quality_denoise_probes',
+    'time_to_quality_tuned_probe_': 'time_to_quality_denoise_tuned_probes',
+}
 
 
 def _register_time_to_quality() -> None:
-  probes = []
+  probes = {prefix: [] for prefix in _TTQ_PROBE_GROUPS}
   for path in sorted(RESULTS_DIR.glob('time_to_quality_*.json')):
-    if path.name.startswith(_TTQ_PROBE_PREFIX):
-      probes.append(path.name)
+    prefix = next((p for p in _TTQ_PROBE_GROUPS if path.name.startswith(p)),
+                  None)
+    if prefix is not None:
+      probes[prefix].append(path.name)
     else:
       register_table(path.stem, _render_time_to_quality(path.name),
                      [path.name])
-  if probes:
-    register_table('time_to_quality_denoise_probes',
-                   _render_time_to_quality_probes(probes), probes)
+  for prefix, names in probes.items():
+    if names:
+      register_table(_TTQ_PROBE_GROUPS[prefix],
+                     _render_time_to_quality_probes(names), names)
 
 
 def _register_all() -> None:

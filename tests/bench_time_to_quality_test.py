@@ -77,6 +77,11 @@ def test_the_file_records_the_machine_split_and_baselines(result):
   assert base['input'] < base['best_fixed_schedule']
   name, count = base['best_fixed_schedule_label'].rsplit(' x', 1)
   assert name and 1 <= int(count) <= 2  # tiny.gin: t_max 2
+  # Every repeated schedule is one of the sequences, and with t_max 2 the
+  # search is exhaustive, so the sequence is at least as good.
+  assert base['best_fixed_sequence_exhaustive'] is True
+  assert 1 <= len(base['best_fixed_sequence_actions']) <= 2
+  assert base['best_fixed_sequence'] >= base['best_fixed_schedule'] - 1e-9
 
 
 def test_points_gain_and_medians(result):
@@ -97,12 +102,27 @@ def test_points_gain_and_medians(result):
           point['inference_steps'] - 1]
       assert point['gain'] == pytest.approx(
           point['at_inference_steps'] - best_fixed, abs=1e-9)
+      # Equal-sized crops: a share over the split is the mean of the
+      # images' shares, so it is at most the mean of their largest.
+      shares, top = point['action_shares'], point['top_action_share']
+      assert len(shares) == len(top) == 2
+      for step_shares, step_top in zip(shares, top):
+        assert sum(step_shares) == pytest.approx(1.0)
+        assert max(step_shares) <= step_top + 1e-9 and step_top <= 1.0
+      assert point['gain_over_sequence'] == pytest.approx(
+          point['at_inference_steps'] -
+          data['baselines']['best_fixed_sequence'], abs=1e-9)
   for index, row in enumerate(data['summary']):
     gains = [run['points'][index]['gain'] for run in runs
              if index < len(run['points'])]
     assert row['gain_median'] == pytest.approx(statistics.median(gains))
     assert row['gain_min'] == pytest.approx(min(gains))
     assert row['gain_max'] == pytest.approx(max(gains))
+    over = [run['points'][index]['gain_over_sequence'] for run in runs
+            if index < len(run['points'])]
+    assert row['sequence_gain_median'] == pytest.approx(
+        statistics.median(over))
+    assert row['sequence_gain_min'] == pytest.approx(min(over))
 
 
 def test_markdown_and_plot(result):
@@ -110,6 +130,7 @@ def test_markdown_and_plot(result):
   table = (folder / 'tiny.md').read_text()
   assert table in stdout
   assert '| minutes | episodes |' in table
+  assert 'gain over the sequence' in table and 'best fixed sequence' in table
   assert len([line for line in table.splitlines()
               if line.startswith('| ') and line[2].isdigit()]) == len(
                   data['summary'])

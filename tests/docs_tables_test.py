@@ -202,3 +202,65 @@ def test_the_learning_breakage_tables_read_the_per_seed_schema(tmp_path):
       {'none': {'optimal_share': 0.9, 'psnr': 22.0}}))
   with pytest.raises(docs_tables.TableError, match='rerun that script'):
     docs_tables.render_block('learning_breakage', folder)
+
+
+def _time_to_quality_result(sequence):
+  base = {'input': 20.0, 'random_agents': 24.0, 'best_fixed_schedule': 26.5,
+          'best_fixed_schedule_label': 'bilateral_0.1 x3'}
+  point = {'train_seconds': 120.0, 'episode': 80, 'inference_steps': 2,
+           'per_step': [25.0, 27.0, 26.9], 'at_inference_steps': 27.0,
+           'gain': 0.5}
+  row = {'minutes': 2.0, 'episodes': 80.0, 'gain_median': 0.5,
+         'gain_min': 0.25, 'gain_max': 0.75, 'metric_median': 27.0}
+  if sequence:
+    base.update(best_fixed_sequence=26.75, best_fixed_sequence_exhaustive=True,
+                best_fixed_sequence_actions=['gaussian_0.5', 'bilateral_0.1'])
+    point['gain_over_sequence'] = 0.25
+    point['top_action_share'] = [1.0, 0.5, 0.875]
+    row.update(sequence_gain_median=0.25, sequence_gain_min=0.0,
+               sequence_gain_max=0.5)
+  return {'label': 'x', 'gin_files': ['configs/denoise_quick.gin'],
+          'gin_bindings': ['make_task.t_max = 3'], 'higher_is_better': True,
+          'metric': 'psnr',
+          'settings': {'minutes': 2, 'seeds': [1, 2]},
+          'test_set': {'num_images': 16, 'source': 'bsd432', 'split_seed': 0,
+                       'crop': 96},
+          'baselines': base, 'summary': [row],
+          'runs': [{'seed': 1, 'points': [point]}]}
+
+
+def test_time_to_quality_tables_show_the_best_fixed_sequence_when_measured():
+  with_sequence = _time_to_quality_result(True)
+  curve = docs_tables._render_time_to_quality('a.json')(
+      {'a.json': with_sequence})
+  assert ('best fixed sequence gaussian_0.5, bilateral_0.1 26.75 dB.'
+          in curve)
+  assert '| 2.0 | 80 | +0.50 (+0.25..+0.75) | 27.00 | +0.25 (+0.00..+0.50) |' \
+      in curve
+  probes = docs_tables._render_time_to_quality_probes(['a.json'])(
+      {'a.json': with_sequence})
+  assert '| over the sequence | top action share | t=1 |' in probes
+  assert ('| 2 | +0.50 | +0.25 | 1.00 / 0.50 / 0.88 | 25.00 | 27.00 | '
+          '26.90 |') in probes
+
+  # Files from before the sequence was measured keep their columns.
+  older = _time_to_quality_result(False)
+  curve = docs_tables._render_time_to_quality('b.json')({'b.json': older})
+  assert 'sequence' not in curve
+  assert curve.splitlines()[-1] == '| 2.0 | 80 | +0.50 (+0.25..+0.75) | 27.00 |'
+  probes = docs_tables._render_time_to_quality_probes(['b.json'])(
+      {'b.json': older})
+  assert 'sequence' not in probes
+
+  # Beside a file of the same split and t_max that measured the sequence,
+  # an older file's gain over it is its metric minus the sequence's; the
+  # share it did not measure is a dash.
+  probes = docs_tables._render_time_to_quality_probes(['a.json', 'b.json'])(
+      {'a.json': with_sequence, 'b.json': older})
+  assert probes.count('| +0.50 | +0.25 |') == 2
+  assert '| +0.50 | +0.25 | — | 25.00 |' in probes
+  other = _time_to_quality_result(True)
+  other['baselines']['best_fixed_sequence'] = 26.0
+  with pytest.raises(docs_tables.TableError, match='another best fixed'):
+    docs_tables._render_time_to_quality_probes(['a.json', 'c.json'])(
+        {'a.json': with_sequence, 'c.json': other})

@@ -17,6 +17,7 @@ from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
 from pixelrl_tf import metrics
 from pixelrl_tf.data import known_files
 from pixelrl_tf.evaluation import protocol
+from pixelrl_tf.filters import action_set as action_set_lib
 from pixelrl_tf.io import images as image_io
 from pixelrl_tf.jobs import eval_lib
 from pixelrl_tf.models import model_io
@@ -101,6 +102,51 @@ def test_best_fixed_schedule_row(tiny_run, image_folder):
   assert best >= np.mean(box) - 1e-9
   assert name in config.get_action_set().names and 1 <= int(count) <= 3
   assert best > report['rows']['original']['psnr']
+
+
+def _arithmetic_actions():
+  """Whole-image actions whose sequences can be worked out by hand."""
+  return action_set_lib.ActionSet([
+      action_set_lib.Action('do_nothing', lambda x: x, (0, 0, 0)),
+      action_set_lib.Action('add_0.1', lambda x: x + 0.1, (255, 0, 0)),
+      action_set_lib.Action('double', lambda x: 2.0 * x, (0, 255, 0))])
+
+
+@pytest.mark.parametrize('channels,lab_metric', [(1, False), (3, True)])
+def test_best_fixed_sequence_exhaustive_and_pruned(channels, lab_metric):
+  # From 0.15 the only three-step way to the clean 0.8 is double, add,
+  # double (0.3, 0.4, 0.8); keeping one prefix per length goes the greedy
+  # way, double, double, add (0.3, 0.6, 0.7). Two image shapes: two batches.
+  pairs = [(f'{h}x{w}', np.full((h, w, channels), 0.15, np.float32),
+            np.full((h, w, channels), 0.8, np.float32))
+           for h, w in ((4, 5), (6, 3), (4, 5))]
+  actions = _arithmetic_actions()
+  found = protocol.best_fixed_sequence(actions, pairs, 3,
+                                       lab_metric=lab_metric)
+  assert found['actions'] == ['double', 'add_0.1', 'double']
+  assert found['exhaustive']
+  exact = 0.0 if lab_metric else metrics.IDENTICAL_PSNR
+  assert found['score'] == pytest.approx(exact, abs=1e-6)
+  greedy_beam = protocol.best_fixed_sequence(actions, pairs, 3,
+                                             lab_metric=lab_metric,
+                                             beam_width=1)
+  assert greedy_beam['actions'] == ['double', 'double', 'add_0.1']
+  assert not greedy_beam['exhaustive']
+  clean, seventy = pairs[0][2], np.full_like(pairs[0][2], 0.7)
+  expected = (metrics.mean_lab_distance(clean, seventy) if lab_metric
+              else metrics.psnr(clean, seventy))
+  assert greedy_beam['score'] == pytest.approx(expected, rel=1e-6)
+
+
+def test_best_fixed_sequence_stops_at_its_best_length():
+  # 0.25 -> clean 0.5 in one doubling; every longer sequence is worse or
+  # the same, and the shortest best one is reported.
+  pairs = [('a', np.full((3, 3, 1), 0.25, np.float32),
+            np.full((3, 3, 1), 0.5, np.float32))]
+  found = protocol.best_fixed_sequence(_arithmetic_actions(), pairs, 4)
+  assert found['actions'] == ['double']
+  with pytest.raises(ValueError, match='no images'):
+    protocol.best_fixed_sequence(_arithmetic_actions(), [], 2)
 
 
 def test_evaluate_rows_and_protocol(tiny_run, image_folder):

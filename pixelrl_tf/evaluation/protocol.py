@@ -118,6 +118,77 @@ def best_fixed_schedule(per_image_scores, action_names, higher_is_better):
   return int(action), int(count) + 1, f'{action_names[action]} x{count + 1}'
 
 
+def best_fixed_sequence(action_set, pairs, t_max, lab_metric=False,
+                        beam_width=128):
+  """The best sequence of whole-image actions, a different one per step.
+
+  A fixed schedule repeats one action; a fixed sequence may change the
+  action from step to step (for Gaussian denoising, a mild filter and then
+  a stronger one), but still applies it to every pixel of every image. It
+  is the bar a policy that has learnt *when* to filter, but not *where*,
+  reaches: agents that beat it have learnt something per pixel.
+
+  The search keeps the `beam_width` best prefixes (by mean score over the
+  images) at every length; with `A ** (T - 1) <= beam_width` nothing is
+  pruned and the result is the exhaustive optimum. Images of the same shape
+  are filtered as one batch.
+
+  Args:
+    action_set: the task's `ActionSet`.
+    pairs: sequence of `(name, corrupted [H,W,C], clean [H,W,C])`.
+    t_max: the longest sequence (`T`).
+    lab_metric: score by the mean Lab distance (lower is better) instead
+      of PSNR.
+    beam_width: how many prefixes each length keeps.
+
+  Returns:
+    `{'score': mean metric of the best sequence, 'actions': its action
+      names (1..T of them, the best length), 'exhaustive': whether the
+      search pruned nothing}`.
+  """
+  pairs = list(pairs)
+  if not pairs:
+    raise ValueError('no images to search a fixed sequence on')
+  if beam_width < 1:
+    raise ValueError(f'beam_width must be at least 1, got {beam_width}')
+  groups = {}
+  for index, (_, corrupted, _) in enumerate(pairs):
+    groups.setdefault(np.shape(corrupted), []).append(index)
+  groups = list(groups.values())
+  cleans = [[pairs[i][2] for i in indices] for indices in groups]
+  score_fn = metrics.mean_lab_distance if lab_metric else metrics.psnr
+  higher_is_better = not lab_metric
+
+  def mean_score(states):
+    scores = [score_fn(clean, image)
+              for group, state in zip(cleans, states)
+              for clean, image in zip(group, state)]
+    return float(np.mean(scores))
+
+  beam = [((), [np.stack([np.asarray(pairs[i][1], np.float32)
+                          for i in indices]) for indices in groups])]
+  best_score, best_actions = None, ()
+  for _ in range(int(t_max)):
+    candidates = []
+    for prefix, states in beam:
+      for index, action in enumerate(action_set):
+        next_states = [action.fn(tf.constant(state)).numpy()
+                       for state in states]
+        candidates.append((mean_score(next_states), prefix + (index,),
+                           next_states))
+    candidates.sort(key=lambda c: -c[0] if higher_is_better else c[0])
+    score, prefix, _ = candidates[0]
+    if best_score is None or (score > best_score if higher_is_better
+                              else score < best_score):
+      best_score, best_actions = score, prefix
+    beam = [(prefix, states) for _, prefix, states in
+            candidates[:beam_width]]
+  exhaustive = len(action_set) ** (int(t_max) - 1) <= beam_width
+  return {'score': best_score,
+          'actions': [action_set.names[i] for i in best_actions],
+          'exhaustive': exhaustive}
+
+
 LAB = 'lab'
 _METRICS = ('psnr', 'ssim', LAB)
 
