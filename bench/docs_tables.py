@@ -47,6 +47,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 import sys
 from typing import (Any, Callable, Dict, Iterable, List, NamedTuple,
                     Optional, Sequence, Tuple)
@@ -865,8 +866,12 @@ def _render_time_to_quality(name: str) -> RenderFn:
       header.append('gain over the sequence')
     if peer:
       header += ['PyTorch port: gain', 'port episodes']
+    shares = all('top_action_share' in point for run in data['runs']
+                 for point in run['points'])
+    if shares:
+      header.append('top action share')
     rows = []
-    for row in data['summary']:
+    for index, row in enumerate(data['summary']):
       cells = [fmt(row['minutes'], 1), fmt(row['episodes'], 0),
                f'{row["gain_median"]:+.2f} ({row["gain_min"]:+.2f}..'
                f'{row["gain_max"]:+.2f})', fmt(row['metric_median'])]
@@ -874,6 +879,11 @@ def _render_time_to_quality(name: str) -> RenderFn:
         cells.append(f'{row["sequence_gain_median"]:+.2f} '
                      f'({row["sequence_gain_min"]:+.2f}..'
                      f'{row["sequence_gain_max"]:+.2f})')
+      if shares:
+        per_seed = [run['points'][index]['top_action_share']
+                    for run in data['runs']]
+        cells.append(' / '.join(
+            f'{statistics.median(step):.2f}' for step in zip(*per_seed)))
       if peer:
         cells += ([f'{row["peer_gain_median"]:+.2f} '
                    f'({row["peer_gain_min"]:+.2f}..'
@@ -893,7 +903,11 @@ def _render_time_to_quality(name: str) -> RenderFn:
         f'agents {base["random_agents"]:.2f}{unit}, best fixed schedule '
         f'{base["best_fixed_schedule_label"]} '
         f'{base["best_fixed_schedule"]:.2f}{unit}{_sequence_text(base, unit)}'
-        f'. Learned gain: median (min..max) over the seeds.')
+        f'. Learned gain: median (min..max) over the seeds.' + (
+            ' Top action share: at each step, the share of an image\'s '
+            'pixels that take its most frequent action, averaged over the '
+            'images (median over the seeds; 1.00: one action for the whole '
+            'image).' if shares else ''))
     return intro + '\n\n' + markdown_table(header, rows)
 
   return render

@@ -235,8 +235,13 @@ def test_time_to_quality_tables_show_the_best_fixed_sequence_when_measured():
       {'a.json': with_sequence})
   assert ('best fixed sequence gaussian_0.5, bilateral_0.1 26.75 dB.'
           in curve)
-  assert '| 2.0 | 80 | +0.50 (+0.25..+0.75) | 27.00 | +0.25 (+0.00..+0.50) |' \
-      in curve
+  assert ('| 2.0 | 80 | +0.50 (+0.25..+0.75) | 27.00 | +0.25 (+0.00..+0.50) '
+          '| 1.00 / 0.50 / 0.88 |') in curve
+  two_seeds = dict(with_sequence, runs=with_sequence['runs'] + [
+      {'seed': 2, 'points': [dict(with_sequence['runs'][0]['points'][0],
+                                  top_action_share=[0.5, 0.5, 0.25])]}])
+  curve = docs_tables._render_time_to_quality('a.json')({'a.json': two_seeds})
+  assert curve.splitlines()[-1].endswith('| 0.75 / 0.50 / 0.56 |')
   probes = docs_tables._render_time_to_quality_probes(['a.json'])(
       {'a.json': with_sequence})
   assert '| over the sequence | top action share | t=1 |' in probes
