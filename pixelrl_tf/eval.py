@@ -46,6 +46,11 @@ _MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Use the first N.')
 _CURVE_PNG = flags.DEFINE_string(
     'curve_png', None, 'Write the PSNR-per-step curves (Fig. 8) here.')
 _TABLE = flags.DEFINE_bool('table', False, 'Table mode (see --model).')
+_FIXED_SEQUENCE = flags.DEFINE_bool(
+    'fixed_sequence', False,
+    'Also search the best fixed sequence (one action per step for the whole '
+    'image, changing from step to step) and report the gain over it; '
+    'filters the images up to 128 x actions times per step.')
 _MODEL = flags.DEFINE_multi_string(
     'model', [], 'Table entry LABEL@NOISE=CHECKPOINT (repeat).')
 _OUTPUT_JSON = flags.DEFINE_string('output_json', None, 'JSON report path.')
@@ -67,6 +72,7 @@ def main(argv):
         seed=_SEED.value, input_dir=_INPUT_DIR.value,
         target_dir=_TARGET_DIR.value, t_max=_T_MAX.value,
         augment_x8=_AUGMENT_X8.value, max_images=_MAX_IMAGES.value,
+        include_best_fixed_sequence=_FIXED_SEQUENCE.value,
         progress_fn=lambda i, name: print(f'[{i + 1}] {name}',
                                           file=sys.stderr),
         note_fn=lambda line: print(f'note: {line}', file=sys.stderr))

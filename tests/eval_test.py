@@ -234,10 +234,34 @@ def test_cli_writes_json_and_markdown(tiny_run, image_folder, tmp_path):
       [sys.executable, '-m', 'pixelrl_tf.eval', f'--checkpoint={tiny_run}',
        f'--data_dir={image_folder}', '--noise=poisson:30', '--seed=1',
        f'--output_json={output}', f'--output_markdown={markdown}',
-       f'--curve_png={tmp_path / "curve.png"}', '--t_max=4'],
+       f'--curve_png={tmp_path / "curve.png"}', '--t_max=4',
+       '--fixed_sequence'],
       cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr
   report = json.loads(output.read_text())
+  # The reported sequence, applied again action by action, scores what the
+  # report says, at least as well as the best repeated action, and the
+  # gain over it is the model's PSNR minus that score.
+  config, _ = restorers.restorer_from_run(str(tiny_run))
+  actions = config.get_action_set()
+  sequence = report['best_fixed_sequence']
+  assert 1 <= len(sequence['actions']) <= 4
+  images = eval_lib.datasets.load_images(
+      image_io.list_image_files(str(image_folder)), 1)
+  pairs = eval_lib.noise_lib.noisy_pairs(
+      images, eval_lib.noise_lib.parse_noise('poisson:30'), 1)
+  scores = []
+  for _, noisy, clean in pairs:
+    image = tf.constant(noisy[None])
+    for name in sequence['actions']:
+      image = actions[actions.names.index(name)].fn(image)
+    scores.append(metrics.psnr(clean, image.numpy()[0]))
+  assert sequence['score'] == pytest.approx(np.mean(scores), abs=1e-9)
+  assert sequence['score'] >= report['rows']['best_fixed_schedule']['psnr'] - (
+      1e-9) or not sequence['exhaustive']
+  assert report['learned_gain_over_sequence'] == pytest.approx(
+      report['rows']['model']['psnr'] - sequence['score'])
+  assert 'Best fixed sequence' in result.stdout
   for row in ('original', 'random_agents', 'model'):
     assert 0 < report['rows'][row]['psnr'] < 100
     assert 0 < report['rows'][row]['ssim'] <= 1

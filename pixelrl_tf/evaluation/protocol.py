@@ -21,6 +21,7 @@ from pixelrl_tf import metrics
 ORIGINAL = 'original'
 RANDOM_AGENTS = 'random_agents'
 BEST_FIXED = 'best_fixed_schedule'
+BEST_FIXED_SEQUENCE = 'best_fixed_sequence'
 MODEL = 'model'
 MODEL_X8 = 'model_x8'
 

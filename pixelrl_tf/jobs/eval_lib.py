@@ -121,7 +121,8 @@ def is_color_model(config):
 def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
              input_dir=None, target_dir=None, t_max=None, augment_x8=False,
              max_images=None, include_random=True, progress_fn=None,
-             note_fn=None, include_best_fixed=True):
+             note_fn=None, include_best_fixed=True,
+             include_best_fixed_sequence=False):
   """Evaluates a model on a folder (noise added) or on paired folders.
 
   Args:
@@ -145,12 +146,19 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
       repeated 1..t_max times over the whole image; the best by the mean
       PSNR, or Lab distance for colour) and the model's `learned_gain` over
       it.
+    include_best_fixed_sequence: also search the best fixed sequence (one
+      action per step for the whole image, changing from step to step;
+      `protocol.best_fixed_sequence`) and the model's gain over it. It
+      filters the images up to 128 x A times per step, so it is off by
+      default.
 
   Returns:
     The `evaluate_images` report plus `checkpoint`, `noise`, `seed`,
     `t_max`, `variant`, `data` and, with `include_best_fixed`,
     `best_fixed_schedule` (its label) and `learned_gain` (dB, or Lab units
-    for colour models, which also get the `lab` metric).
+    for colour models, which also get the `lab` metric); with
+    `include_best_fixed_sequence`, `best_fixed_sequence` (`{'score',
+    'actions', 'exhaustive'}`) and `learned_gain_over_sequence`.
 
   Raises:
     FileNotFoundError: a folder, file or checkpoint is missing.
@@ -182,6 +190,8 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     data, noise_text = data_dir, str(noise_model)
   if max_images is not None:
     pairs = (p for i, p in enumerate(pairs) if i < max_images)
+  if include_best_fixed_sequence:
+    pairs = list(pairs)
   schedules = (protocol.FixedSchedules(config.get_action_set(),
                                        restorer.t_max)
                if include_best_fixed else None)
@@ -192,13 +202,24 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
                                     fixed_schedules=schedules)
   report.update(checkpoint=checkpoint, noise=noise_text, seed=seed,
                 t_max=restorer.t_max, variant=config.variant, data=data)
+  key = protocol.LAB if lab else 'psnr'
+  higher_is_better = config.get_task().metric.higher_is_better
   if include_best_fixed:
-    key = protocol.LAB if lab else 'psnr'
     rows = report['rows']
     report[protocol.LEARNED_GAIN] = protocol.learned_gain(
         rows[protocol.MODEL][key], rows[protocol.BEST_FIXED][key],
-        config.get_task().metric.higher_is_better)
+        higher_is_better)
+  if include_best_fixed_sequence:
+    sequence = protocol.best_fixed_sequence(
+        config.get_action_set(), pairs, restorer.t_max, lab_metric=lab)
+    report[protocol.BEST_FIXED_SEQUENCE] = sequence
+    report[LEARNED_GAIN_OVER_SEQUENCE] = protocol.learned_gain(
+        report['rows'][protocol.MODEL][key], sequence['score'],
+        higher_is_better)
   return report
+
+
+LEARNED_GAIN_OVER_SEQUENCE = 'learned_gain_over_sequence'
 
 
 _ROW_TITLES = {protocol.ORIGINAL: 'Original',
@@ -239,6 +260,17 @@ def report_markdown(report):
     unit = ' (mean Lab distance)' if with_lab else ' dB'
     lines += ['', f'Learned gain of the model over the best fixed schedule: '
               f'{report[protocol.LEARNED_GAIN]:+.2f}{unit}.']
+  sequence = report.get(protocol.BEST_FIXED_SEQUENCE)
+  if sequence is not None:
+    metric = 'mean Lab distance' if with_lab else 'PSNR'
+    value = (f'{sequence["score"]:.2f}' if with_lab
+             else f'{sequence["score"]:.2f} dB')
+    unit = ' (mean Lab distance)' if with_lab else ' dB'
+    searched = '' if sequence['exhaustive'] else ' (beam search)'
+    lines += ['', f'Best fixed sequence{searched}: '
+              f'{", ".join(sequence["actions"])}, {metric} {value}; learned '
+              f'gain of the model over it: '
+              f'{report[LEARNED_GAIN_OVER_SEQUENCE]:+.2f}{unit}.']
   stepped = [r for r, v in report['rows'].items() if 'per_step' in v]
   if stepped:
     steps = len(report['rows'][stepped[0]]['per_step'])
