@@ -9,8 +9,10 @@ protocol (clip to [0,1], round to uint8): PSNR, SSIM and, for colour
 models, the mean Lab distance. The baselines beside the model: the
 corrupted input, uniformly random actions (seeded) and the best fixed
 schedule (one action repeated a fixed number of times over the whole
-image, best on the same images). Training's validation, `eval` and the
-benchmarks all measure through this module.
+image, best on the same images); on request, the best fixed sequence (one
+action per step for the whole image, changing from step to step).
+Training's validation, `eval` and the benchmarks all measure through this
+module.
 """
 
 import numpy as np
