@@ -301,6 +301,7 @@ def evaluate_images(restorer, pairs, random_seed=0, augment_x8=False,
 
 
 LEARNED_GAIN = 'learned_gain'
+LEARNED_GAIN_OVER_SEQUENCE = 'learned_gain_over_sequence'
 
 
 def learned_gain(model: float, best_fixed: float,

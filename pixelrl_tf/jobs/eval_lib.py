@@ -213,13 +213,10 @@ def evaluate(checkpoint, data_dir=None, noise='gaussian:25', seed=0,
     sequence = protocol.best_fixed_sequence(
         config.get_action_set(), pairs, restorer.t_max, lab_metric=lab)
     report[protocol.BEST_FIXED_SEQUENCE] = sequence
-    report[LEARNED_GAIN_OVER_SEQUENCE] = protocol.learned_gain(
+    report[protocol.LEARNED_GAIN_OVER_SEQUENCE] = protocol.learned_gain(
         report['rows'][protocol.MODEL][key], sequence['score'],
         higher_is_better)
   return report
-
-
-LEARNED_GAIN_OVER_SEQUENCE = 'learned_gain_over_sequence'
 
 
 _ROW_TITLES = {protocol.ORIGINAL: 'Original',
@@ -270,7 +267,7 @@ def report_markdown(report):
     lines += ['', f'Best fixed sequence{searched}: '
               f'{", ".join(sequence["actions"])}, {metric} {value}; learned '
               f'gain of the model over it: '
-              f'{report[LEARNED_GAIN_OVER_SEQUENCE]:+.2f}{unit}.']
+              f'{report[protocol.LEARNED_GAIN_OVER_SEQUENCE]:+.2f}{unit}.']
   stepped = [r for r, v in report['rows'].items() if 'per_step' in v]
   if stepped:
     steps = len(report['rows'][stepped[0]]['per_step'])
