@@ -170,22 +170,26 @@ def best_fixed_sequence(action_set, pairs, t_max, lab_metric=False,
 
   beam = [((), [np.stack([np.asarray(pairs[i][1], np.float32)
                           for i in indices]) for indices in groups])]
+  def step(states, action):
+    return [action.fn(tf.constant(state)).numpy() for state in states]
+
   best_score, best_actions = None, ()
   for _ in range(int(t_max)):
+    # Only the scores are kept for every candidate; the images of the ones
+    # the beam keeps are filtered again, so memory stays at the beam's
+    # images whatever the number of actions.
     candidates = []
-    for prefix, states in beam:
+    for parent, (prefix, states) in enumerate(beam):
       for index, action in enumerate(action_set):
-        next_states = [action.fn(tf.constant(state)).numpy()
-                       for state in states]
-        candidates.append((mean_score(next_states), prefix + (index,),
-                           next_states))
+        candidates.append((mean_score(step(states, action)),
+                           prefix + (index,), parent))
     candidates.sort(key=lambda c: -c[0] if higher_is_better else c[0])
     score, prefix, _ = candidates[0]
     if best_score is None or (score > best_score if higher_is_better
                               else score < best_score):
       best_score, best_actions = score, prefix
-    beam = [(prefix, states) for _, prefix, states in
-            candidates[:beam_width]]
+    beam = [(prefix, step(beam[parent][1], action_set[prefix[-1]]))
+            for _, prefix, parent in candidates[:beam_width]]
   exhaustive = len(action_set) ** (int(t_max) - 1) <= beam_width
   return {'score': best_score,
           'actions': [action_set.names[i] for i in best_actions],
