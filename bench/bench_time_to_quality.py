@@ -18,7 +18,10 @@ at every multiple of `--eval_every_minutes` and at the end, keeps a copy of
 the network's weights and of the restoration step count the run would store.
 The run stops at `--minutes` or at the config's episode budget, whichever
 comes first. Only then are the copies evaluated, so evaluation time is not
-training time.
+training time. The first point (minute 0, episode 0; `--no-initial_point`
+leaves it out) is the configured initial weights before any update: what
+training adds is the distance from it, which matters where a config starts
+from a released model of a related task.
 
 The test split is made from BSD432 (never the standard test images):
 `--test_images` images chosen by a permutation seeded with `--split_seed`,
@@ -82,6 +85,7 @@ from pixelrl_tf.data import known_files  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.evaluation import protocol  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.io import files  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.jobs import train_lib  # pylint: disable=g-import-not-at-top
+from pixelrl_tf.models import initialise  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.models import model_io  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.serving import restoration_module  # pylint: disable=g-import-not-at-top
 from pixelrl_tf.tasks import tasks as tasks_lib  # pylint: disable=g-import-not-at-top
@@ -170,6 +174,7 @@ class Evaluator:
   """Greedy restorations of the split by one network whose weights change."""
 
   def __init__(self, config: model_io.ModelConfig, triples, lab: bool):
+    self.config = config
     self._network = model_io.build_network(config)
     self._network.create_variables()
     module = restoration_module.RestorationModule(
@@ -217,6 +222,24 @@ class Evaluator:
             'top_action_share': (top / len(self._triples)).tolist()}
 
 
+def initial_point(evaluator: 'Evaluator', seed: int) -> Dict[str, Any]:
+  """The point before any update: the configured initial weights.
+
+  The network is initialised as `train` initialises a new run (the
+  configured files, e.g. IRCNN or a released model, under the gin
+  bindings in force), with the layers no file sets drawn afresh under
+  `seed`: the same distribution as the run's own start, not its exact draw.
+  It restores for `t_max` steps, as a run does before its first validation.
+  """
+  tf.keras.utils.set_random_seed(seed)
+  network = model_io.build_network(evaluator.config)
+  network.create_variables()
+  initialise.initialise_network(network)
+  return {'train_seconds': 0.0, 'episode': 0,
+          'inference_steps': evaluator.t_max,
+          'weights': network.get_weights()}
+
+
 def _train_seed(args, seed, extra_bindings, work, evaluator_factory):
   """Trains one seed; returns its points (evaluated) and run facts."""
   root_dir = work / f'run_seed{seed}'
@@ -229,13 +252,14 @@ def _train_seed(args, seed, extra_bindings, work, evaluator_factory):
                              episode_hooks=[snapshots])
   seconds = time.monotonic() - started
   evaluator = evaluator_factory(root_dir)
-  points = []
-  for point in snapshots.points:
+  points = snapshots.points
+  if args.initial_point:
+    points = [initial_point(evaluator, seed)] + points
+  for point in points:
     weights = point.pop('weights')
     curve = evaluator.per_step(weights)
     point.update(per_step=curve, at_inference_steps=curve[
         point['inference_steps'] - 1], **evaluator.actions(weights))
-    points.append(point)
     print(f'  seed {seed}: {point["train_seconds"] / 60:5.1f} min, '
           f'episode {point["episode"]:4d}: {curve[-1]:.3f} at t_max, '
           f'{point["at_inference_steps"]:.3f} at '
@@ -381,9 +405,11 @@ def summarize(runs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
   """Median and spread over seeds of the gain at every evaluation point.
 
   Points are matched by their index (the k-th evaluation of every seed,
-  at about the same training time).
+  at about the same training time). The port has no initial point, so its
+  k-th point sits beside ours after the initial one.
   """
   rows = []
+  initial = all(r['points'] and r['points'][0]['episode'] == 0 for r in runs)
   for index in range(min(len(r['points']) for r in runs)):
     points = [r['points'][index] for r in runs]
     gains = [p['gain'] for p in points]
@@ -399,13 +425,14 @@ def summarize(runs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
            'sequence_gain_min': float(np.min(sequence_gains)),
            'sequence_gain_max': float(np.max(sequence_gains))}
     peers = [r['peer']['points'] for r in runs if 'peer' in r]
-    if peers and all(len(p) > index for p in peers):
-      peer_gains = [p[index]['gain'] for p in peers]
+    peer_index = index - 1 if initial else index
+    if peers and peer_index >= 0 and all(len(p) > peer_index for p in peers):
+      peer_gains = [p[peer_index]['gain'] for p in peers]
       row.update(peer_gain_median=float(np.median(peer_gains)),
                  peer_gain_min=float(np.min(peer_gains)),
                  peer_gain_max=float(np.max(peer_gains)),
                  peer_episodes=float(np.median(
-                     [p[index]['episodes'] for p in peers])))
+                     [p[peer_index]['episodes'] for p in peers])))
     rows.append(row)
   return rows
 
@@ -452,17 +479,25 @@ def markdown(result: Dict[str, Any]) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def trained_rows(summary: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  """The summary rows after at least one update (no initial point)."""
+  return [row for row in summary if row['episodes'] > 0]
+
+
 def plot(paths: Sequence[str], output_png: str) -> None:
   """The median gain curves of result files against training minutes.
 
   The files must have been evaluated at the same training minutes (their
   `--eval_every_minutes` grid); a longer run is drawn up to the shortest
-  file's last point. The x axis is that grid, in nominal minutes.
+  file's last point. The x axis is that grid, in nominal minutes; the
+  initial point (episode 0), which older files lack, is not drawn.
 
   Raises:
     ValueError: the files' grids differ, or their metrics do.
   """
   results = [json.loads(pathlib.Path(p).read_text()) for p in paths]
+  for result in results:
+    result['summary'] = trained_rows(result['summary'])
 
   def grid(result):
     # The nominal minutes of the points (the measured ones vary by seconds).
@@ -514,6 +549,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument('--plot', nargs='+', default=None,
                       help='result files to draw (no training)')
   parser.add_argument('--output_png', default=None)
+  parser.add_argument('--initial_point', action=argparse.BooleanOptionalAction,
+                      default=True,
+                      help='also evaluate the initial weights (minute 0)')
   parser.add_argument('--verbose', action='store_true',
                       help='show the training progress bar')
   args = parser.parse_args(argv)

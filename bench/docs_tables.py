@@ -872,7 +872,8 @@ def _render_time_to_quality(name: str) -> RenderFn:
       header.append('top action share')
     rows = []
     for index, row in enumerate(data['summary']):
-      cells = [fmt(row['minutes'], 1), fmt(row['episodes'], 0),
+      cells = [fmt(row['minutes'], 1) if row['episodes'] else
+               '0 (initial weights)', fmt(row['episodes'], 0),
                f'{row["gain_median"]:+.2f} ({row["gain_min"]:+.2f}..'
                f'{row["gain_max"]:+.2f})', fmt(row['metric_median'])]
       if sequence:
@@ -904,6 +905,9 @@ def _render_time_to_quality(name: str) -> RenderFn:
         f'{base["best_fixed_schedule_label"]} '
         f'{base["best_fixed_schedule"]:.2f}{unit}{_sequence_text(base, unit)}'
         f'. Learned gain: median (min..max) over the seeds.' + (
+            ' The first row is the configured initial weights before any '
+            'update (layers no file sets drawn afresh per seed).'
+            if data['summary'][0]['episodes'] == 0 else '') + (
             ' Top action share: at each step, the share of an image\'s '
             'pixels that take its most frequent action, averaged over the '
             'images (median over the seeds; 1.00: one action for the whole '

@@ -7,9 +7,11 @@ the split, baselines, per-seed points whose learned gain is the model's
 metric at its stored step count minus the best fixed schedule's, medians
 over the seeds, the markdown table, and the plot (one line when files of
 different grids are drawn together; a longer run on the same grid is cut
-to the shorter one).
+to the shorter one), and the initial point: the configured initial weights,
+drawn afresh per seed where no file sets them.
 """
 
+import importlib.util
 import json
 import os
 import statistics
@@ -17,7 +19,10 @@ import subprocess
 import sys
 
 import cv2
+import gin
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, shared_data_path
 
@@ -91,7 +96,12 @@ def test_points_gain_and_medians(result):
   best_fixed = data['baselines']['best_fixed_schedule']
   for run in runs:
     points = run['points']
-    assert len(points) >= 2
+    assert len(points) >= 3
+    # The first point is the initial weights, before any update, restored
+    # for t_max steps; every later one is after at least one episode.
+    assert points[0]['episode'] == 0 and points[0]['train_seconds'] == 0.0
+    assert points[0]['inference_steps'] == 2
+    assert all(p['episode'] >= 1 for p in points[1:])
     seconds = [p['train_seconds'] for p in points]
     assert seconds == sorted(seconds)
     assert [p['episode'] for p in points] == sorted(
@@ -163,3 +173,66 @@ def test_markdown_and_plot(result):
                  f'--output_png={folder / "longer.png"}')
   assert drawn.returncode == 0, drawn.stderr
   assert cv2.imread(str(folder / 'longer.png')).shape == (440, 720, 3)
+
+
+def _load_bench():
+  spec = importlib.util.spec_from_file_location('bench_time_to_quality',
+                                                SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_the_initial_point_is_the_configured_initialisation(tmp_path):
+  bench = _load_bench()
+  from pixelrl_tf.models import model_io  # pylint: disable=g-import-not-at-top
+  config = model_io.ModelConfig(filters=8, t_max=2)
+  image = np.full((8, 8, 1), 0.5, np.float32)
+  evaluator = bench.Evaluator(config, [('a', image, image)], lab=False)
+  gin.clear_config()
+  # No initial file: the seed's draw, the same for the same seed.
+  first = bench.initial_point(evaluator, 1)
+  again = bench.initial_point(evaluator, 1)
+  other = bench.initial_point(evaluator, 2)
+  assert (first['episode'], first['train_seconds'],
+          first['inference_steps']) == (0, 0.0, 2)
+  assert all(np.array_equal(a, b)
+             for a, b in zip(first['weights'], again['weights']))
+  assert not all(np.array_equal(a, b)
+                 for a, b in zip(first['weights'], other['weights']))
+  # A configured checkpoint: exactly its weights, whatever the seed.
+  source = model_io.build_network(config)
+  source.create_variables()
+  for variable in source.variables:
+    variable.assign(tf.fill(variable.shape, 0.125) + tf.cast(
+        tf.reshape(tf.range(tf.size(variable)), variable.shape),
+        variable.dtype) * 1e-3)
+  prefix = tf.train.Checkpoint(network=source).save(str(tmp_path / 'ckpt'))
+  try:
+    gin.bind_parameter('initialise_network.init_checkpoint', prefix)
+    loaded = bench.initial_point(evaluator, 3)
+  finally:
+    gin.clear_config()
+  expected = source.get_weights()
+  assert len(loaded['weights']) == len(expected)
+  assert all(np.array_equal(a, b)
+             for a, b in zip(loaded['weights'], expected))
+
+
+def test_the_port_is_matched_to_the_points_after_the_initial_one():
+  bench = _load_bench()
+
+  def point(episode, gain):
+    return {'train_seconds': 60.0 * episode, 'episode': episode,
+            'at_inference_steps': 25.0 + gain, 'gain': gain,
+            'gain_over_sequence': gain - 0.5}
+
+  runs = [{'points': [point(0, -2.0), point(10, 0.25), point(20, 0.5)],
+           'peer': {'points': [{'gain': -0.75, 'episodes': 12},
+                               {'gain': -0.25, 'episodes': 24}]}}]
+  rows = bench.summarize(runs)
+  assert [row['episodes'] for row in rows] == [0, 10, 20]
+  assert 'peer_gain_median' not in rows[0]
+  assert [row['peer_gain_median'] for row in rows[1:]] == [-0.75, -0.25]
+  assert [row['peer_episodes'] for row in rows[1:]] == [12, 24]
+  assert [row['episodes'] for row in bench.trained_rows(rows)] == [10, 20]

@@ -248,6 +248,24 @@ def test_time_to_quality_tables_show_the_best_fixed_sequence_when_measured():
   assert ('| 2 | +0.50 | +0.25 | 1.00 / 0.50 / 0.88 | 25.00 | 27.00 | '
           '26.90 |') in probes
 
+  # A run with its initial point: a first row at the initial weights.
+  initial_point = dict(with_sequence['runs'][0]['points'][0], episode=0,
+                       train_seconds=0.0, gain=-2.0,
+                       top_action_share=[0.25, 0.25, 0.25])
+  initial_row = dict(with_sequence['summary'][0], minutes=0.0, episodes=0.0,
+                     gain_median=-2.0, gain_min=-2.5, gain_max=-1.5)
+  started = dict(with_sequence, summary=[initial_row] + with_sequence[
+      'summary'], runs=[{'seed': 1, 'points': [initial_point] + with_sequence[
+          'runs'][0]['points']}])
+  curve = docs_tables._render_time_to_quality('a.json')({'a.json': started})
+  assert 'The first row is the configured initial weights' in curve
+  rows = [line for line in curve.splitlines() if line.startswith('| ')]
+  assert rows[-2].startswith('| 0 (initial weights) | 0 | -2.00 (-2.50..-1.50)')
+  assert rows[-2].endswith('| 0.25 / 0.25 / 0.25 |')
+  assert rows[-1].startswith('| 2.0 | 80 | +0.50 (+0.25..+0.75)')
+  assert 'initial weights' not in docs_tables._render_time_to_quality(
+      'a.json')({'a.json': with_sequence})
+
   # Files from before the sequence was measured keep their columns.
   older = _time_to_quality_result(False)
   curve = docs_tables._render_time_to_quality('b.json')({'b.json': older})
