@@ -7,6 +7,7 @@ replicas' gradients are summed), and both must resume.
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -88,8 +89,12 @@ def _run_workers(root_dir, *bindings):
   ports = _free_ports(2)
   cluster = {'worker': [f'localhost:{port}' for port in ports]}
   processes = []
+  # The workers' own temporary folder: the other worker's checkpoints go
+  # there during the run and must be gone after it.
+  scratch = pathlib.Path(f'{root_dir}_tmp')
+  scratch.mkdir(exist_ok=True)
   for index in range(2):
-    env = dict(os.environ, TF_CONFIG=json.dumps(
+    env = dict(os.environ, TMPDIR=str(scratch), TF_CONFIG=json.dumps(
         {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
     processes.append(subprocess.Popen(
         _command(root_dir, "Scale.strategy = 'multi_worker'",
@@ -99,6 +104,7 @@ def _run_workers(root_dir, *bindings):
   outputs = [p.communicate(timeout=HANG_TIMEOUT_SECONDS) for p in processes]
   for process, (_, stderr) in zip(processes, outputs):
     assert process.returncode == 0, stderr
+  assert not list(scratch.glob('pixelrl_worker_*'))
   return [stderr for _, stderr in outputs]
 
 

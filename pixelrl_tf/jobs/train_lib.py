@@ -30,6 +30,7 @@ configuration of every start), TensorBoard event files under `train/` and
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -135,6 +136,19 @@ def train(root_dir: str,
   Raises:
     TrainingError: a one-line reason the run cannot go on.
   """
+  worker_dirs = []
+  try:
+    return _train(root_dir, task, data, architecture, optimization, scale,
+                  cadence, run_control, progress_stream, episode_hooks,
+                  worker_dirs)
+  finally:
+    for directory in worker_dirs:
+      shutil.rmtree(directory, ignore_errors=True)
+
+
+def _train(root_dir, task, data, architecture, optimization, scale, cadence,
+           run_control, progress_stream, episode_hooks, worker_dirs):
+  """`train`; `worker_dirs` gets the temporary folders it makes."""
   started = time.monotonic()
   stream = progress_stream or sys.stderr
   task = resolve_task(task)
@@ -169,7 +183,7 @@ def train(root_dir: str,
           train_step=agent.train_step_counter,
           **{model_io.EPISODE: episode,
              model_io.INFERENCE_STEPS: inference_steps}),
-      _checkpoint_dir(root_dir, model_io.TRAIN_DIR, chief),
+      _checkpoint_dir(root_dir, model_io.TRAIN_DIR, chief, worker_dirs),
       max_to_keep=cadence.keep_checkpoints)
   resumed = _resume(manager.checkpoint, root_dir, stream)
   start_episode = int(episode)
@@ -189,7 +203,7 @@ def train(root_dir: str,
   after_episode, histograms, validating = _triggers(
       root_dir, chief, task, action_set, agent, network, validator, manager,
       inference_steps, start_episode, optimization.num_episodes, cadence,
-      started, stream, episode_hooks)
+      started, stream, episode_hooks, worker_dirs)
   set_up_seconds = time.monotonic() - started
   try:
     ended = loop.run_episodes(
@@ -382,15 +396,17 @@ def _episode_source(task, data, seed, start_episode, initialising):
       max_validation_images=data.max_validation_images)
 
 
-def _checkpoint_dir(root_dir, folder, chief):
+def _checkpoint_dir(root_dir, folder, chief, worker_dirs):
   """`root_dir/folder`; a temporary folder on workers other than the chief.
 
   Only the chief's checkpoints count; the other workers write theirs (the
-  collective writes need every worker) where nobody reads them.
+  collective writes need every worker) where nobody reads them, in a
+  temporary folder appended to `worker_dirs` (`train` removes them).
   """
   if chief:
     return os.path.join(root_dir, folder)
-  return tempfile.mkdtemp(prefix=f'pixelrl_worker_{folder}_')
+  worker_dirs.append(tempfile.mkdtemp(prefix=f'pixelrl_worker_{folder}_'))
+  return worker_dirs[-1]
 
 
 def _resume(checkpoint, root_dir, stream) -> bool:
@@ -495,7 +511,7 @@ def _final_report(validator, root_dir, inference_steps, chief, episodes_run,
 
 def _triggers(root_dir, chief, task, action_set, agent, network, validator,
               manager, inference_steps, start_episode, num_episodes, cadence,
-              started, stream, episode_hooks):
+              started, stream, episode_hooks, worker_dirs):
   """`(triggers in order, histogram recorder, validation trigger)`."""
   every = lambda interval, **kwargs: triggers.Every(interval, start_episode,
                                                     **kwargs)
@@ -511,7 +527,8 @@ def _triggers(root_dir, chief, task, action_set, agent, network, validator,
           model_io.model_checkpoint(
               network, reward_map,
               **{model_io.INFERENCE_STEPS: inference_steps}),
-          _checkpoint_dir(root_dir, BEST_DIR, chief), max_to_keep=1),
+          _checkpoint_dir(root_dir, BEST_DIR, chief, worker_dirs),
+          max_to_keep=1),
       root_dir, validator.metric, chief)
   validating = triggers.Validation(
       validator, every(cadence.eval_interval), best, inference_steps,
