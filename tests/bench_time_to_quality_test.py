@@ -11,7 +11,6 @@ to the shorter one), and the initial point: the configured initial weights,
 drawn afresh per seed where no file sets them.
 """
 
-import importlib.util
 import json
 import os
 import statistics
@@ -24,7 +23,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, shared_data_path
+from conftest import (HANG_TIMEOUT_SECONDS, PROJECT_ROOT, load_module_from_file,
+                      shared_data_path)
 
 SCRIPT = str(PROJECT_ROOT / 'bench' / 'bench_time_to_quality.py')
 
@@ -176,11 +176,7 @@ def test_markdown_and_plot(result):
 
 
 def _load_bench():
-  spec = importlib.util.spec_from_file_location('bench_time_to_quality',
-                                                SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_module_from_file(SCRIPT)
 
 
 def test_the_initial_point_is_the_configured_initialisation(tmp_path):

@@ -1,6 +1,5 @@
 """Tests of bench/bench_training.py: train for a budget, then the baselines."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import reference_numpy
-from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, load_module_from_file
 from pixelrl_tf.data import noise as noise_lib
 
 SCRIPT = str(PROJECT_ROOT / 'bench' / 'bench_training.py')
@@ -93,10 +92,7 @@ def _box_schedule_psnr(folder, count):
 
 
 def _bench_module():
-  spec = importlib.util.spec_from_file_location('bench_training', SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_module_from_file(SCRIPT)
 
 
 def test_wall_clock_chunks_fit_the_remaining_time():

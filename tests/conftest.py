@@ -1,5 +1,6 @@
 """Pytest configuration shared by every test module."""
 
+import importlib.util
 import os
 import pathlib
 import sys
@@ -35,6 +36,15 @@ from absl import flags  # noqa: E402
 
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
+
+
+def load_module_from_file(path, name=None):
+  """Imports a script that is not in a package (a benchmark, an example)."""
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(name or path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def shared_data_path(*parts):

@@ -4,27 +4,18 @@
 documents from `bench/results/*.json`; these tests call it in this process.
 """
 
-import importlib.util
 import json
 import shutil
 
 import pytest
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, load_module_from_file
 
 BENCHMARKS = PROJECT_ROOT / 'docs' / 'benchmarks.md'
 RESULTS = PROJECT_ROOT / 'bench' / 'results'
 
 
-def _load_module():
-  spec = importlib.util.spec_from_file_location(
-      'docs_tables', PROJECT_ROOT / 'bench' / 'docs_tables.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-docs_tables = _load_module()
+docs_tables = load_module_from_file(PROJECT_ROOT / 'bench' / 'docs_tables.py')
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import errno
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -21,7 +20,8 @@ from tf_agents.trajectories import time_step as ts
 
 import in_process_restore
 import seeded_models
-from conftest import HANG_TIMEOUT_SECONDS, shared_data_path
+from conftest import (HANG_TIMEOUT_SECONDS, load_module_from_file,
+                      shared_data_path)
 
 from pixelrl_tf.jobs import export_lib
 from pixelrl_tf.jobs import import_weights_lib
@@ -262,12 +262,8 @@ def test_versions_count_up_and_are_never_overwritten(exports, tmp_path):
 
 
 def _load_client():
-  spec = importlib.util.spec_from_file_location(
-      'serving_client', os.path.join(PROJECT_ROOT, 'examples',
-                                     'serving_client.py'))
-  client = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(client)
-  return client
+  return load_module_from_file(
+      os.path.join(PROJECT_ROOT, 'examples', 'serving_client.py'))
 
 
 class _FakeServing(http.server.BaseHTTPRequestHandler):

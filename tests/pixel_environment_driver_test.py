@@ -1,6 +1,5 @@
 """The example that runs TF-Agents' `PyDriver` over `PixelEnvironment`."""
 
-import importlib.util
 import subprocess
 import sys
 
@@ -8,17 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT
+from conftest import HANG_TIMEOUT_SECONDS, PROJECT_ROOT, load_module_from_file
 
 EXAMPLE = PROJECT_ROOT / 'examples' / 'pixel_environment_driver.py'
 
 
 def _load_example():
-  spec = importlib.util.spec_from_file_location('pixel_environment_driver',
-                                                EXAMPLE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_module_from_file(EXAMPLE)
 
 
 @pytest.fixture(scope='module')
